@@ -1,0 +1,43 @@
+# cflogs: every target installs what it needs first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+FN     ?= IngestFunction
+EVENT  ?= events/s3-put.json
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint validate build demo invoke bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## make .venv with cflogs (editable) and the dev tools
+
+test: $(STAMP) ## run the test suite (DATABASE_URL, or an embedded PostgreSQL)
+	$(BIN)/pytest -q
+
+lint: $(STAMP) ## ruff over the code and tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+validate: $(STAMP) ## sam validate --lint on template.yaml
+	$(BIN)/sam validate --lint --region us-east-1
+
+build: $(STAMP) ## sam build: layer with aarch64 cp313 wheels, no Docker needed
+	$(BIN)/sam build --region us-east-1
+
+invoke: $(STAMP) ## run a handler in-process: make invoke FN=IngestFunction EVENT=events/s3-put.json
+	$(BIN)/cflogs invoke $(FN) $(EVENT)
+
+bench: $(STAMP) ## measure ingest and parse throughput (see DESIGN.md figures)
+	$(BIN)/python -m cflogs.bench
+
+clean: ## remove build output and the local data folder
+	rm -rf .aws-sam .cflogs build

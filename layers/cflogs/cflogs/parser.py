@@ -1,0 +1,306 @@
+"""CloudFront access log parsing: legacy standard logs (12 to 33 fields) and
+standard logging v2 W3C files, driven by the #Fields header, never by position."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from functools import lru_cache
+from operator import itemgetter
+from urllib.parse import unquote
+
+# The legacy standard log fields in the order CloudFront added them; a file has
+# the first 12, 15, 18, 19, 23, 24, 26 or 33 of them.
+LEGACY_FIELDS = [
+    "date",
+    "time",
+    "x-edge-location",
+    "sc-bytes",
+    "c-ip",
+    "cs-method",
+    "cs(Host)",
+    "cs-uri-stem",
+    "sc-status",
+    "cs(Referer)",
+    "cs(User-Agent)",
+    "cs-uri-query",
+    "cs(Cookie)",
+    "x-edge-result-type",
+    "x-edge-request-id",
+    "x-host-header",
+    "cs-protocol",
+    "cs-bytes",
+    "time-taken",
+    "x-forwarded-for",
+    "ssl-protocol",
+    "ssl-cipher",
+    "x-edge-response-result-type",
+    "cs-protocol-version",
+    "fle-status",
+    "fle-encrypted-fields",
+    "c-port",
+    "time-to-first-byte",
+    "x-edge-detailed-result-type",
+    "sc-content-type",
+    "sc-content-len",
+    "sc-range-start",
+    "sc-range-end",
+]
+LEGACY_COUNTS = (12, 15, 18, 19, 23, 24, 26, 33)
+# Standard logging v2, W3C format, default field selection (39 fields).
+V2_FIELDS = (
+    ("timestamp", "DistributionId")
+    + tuple(LEGACY_FIELDS)
+    + ("timestamp(ms)", "origin-fbl", "origin-lbl", "asn")
+)
+
+# What a request record is made of, in this order (see Layout.getter).
+WANTED = (
+    "date",
+    "time",
+    "x-edge-location",
+    "sc-bytes",
+    "c-ip",
+    "cs-method",
+    "cs(Host)",
+    "cs-uri-stem",
+    "sc-status",
+    "cs(Referer)",
+    "cs(User-Agent)",
+    "cs-uri-query",
+    "x-edge-request-id",
+    "x-host-header",
+    "time-taken",
+    "sc-content-type",
+    "timestamp",
+)
+REQUIRED = ("c-ip", "cs-method", "cs-uri-stem", "sc-status")
+
+SAMPLES_PER_REASON = 3
+
+
+class NotALogFile(ValueError):
+    """The object is not a CloudFront access log (reason in the message)."""
+
+
+class Layout:
+    """The field layout of one #Fields line."""
+
+    __slots__ = ("fields", "count", "getter", "has_content_type", "has_date")
+
+    def __init__(self, fields: list[str]):
+        names = list(fields)
+        missing = [f for f in REQUIRED if f not in names]
+        if missing or not ({"date", "time"} <= set(names) or "timestamp" in names):
+            raise NotALogFile(f"#Fields line lacks {', '.join(missing) or 'date/time'}")
+        self.fields = names
+        self.count = len(names)
+        # A record is split into `count` values and a '-' is appended, so a field
+        # this layout does not have reads as that '-' (empty).
+        index = {name: i for i, name in enumerate(names)}
+        self.getter = itemgetter(*(index.get(name, self.count) for name in WANTED))
+        self.has_content_type = "sc-content-type" in index
+        self.has_date = "date" in index and "time" in index
+
+
+class Stats:
+    """Counts for one file: data lines and rejected lines by reason, with samples."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.rejected: Counter[str] = Counter()
+        self.samples: dict[str, list[str]] = {}
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def reject(self, reason: str, line: str) -> None:
+        self.rejected[reason] += 1
+        kept = self.samples.setdefault(reason, [])
+        if len(kept) < SAMPLES_PER_REASON:
+            kept.append(redact(line[:500]))
+
+
+_IP_LIKE = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b|\b[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}\b")
+
+
+def redact(text: str) -> str:
+    """Remove anything that looks like an IP address (rejected lines are logged)."""
+    return _IP_LIKE.sub("<ip>", text.rstrip("\n"))
+
+
+# ---------------------------------------------------------------- reading bytes
+
+
+class _Prefixed(io.RawIOBase):
+    """A read-only stream that yields `head` and then the rest of `stream`."""
+
+    def __init__(self, head: bytes, stream):
+        self._head = head
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def open_lines(stream) -> Iterator[str]:
+    """Text lines of a binary stream, gunzipped when it starts with the gzip magic
+    (by content, not name). Memory stays flat whatever the size."""
+    head = stream.read(2)
+    if not head:
+        raise NotALogFile("empty object")
+    raw = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 20)
+    binary = gzip.GzipFile(fileobj=raw, mode="rb") if head == b"\x1f\x8b" else raw
+    text = io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="\n")
+    try:
+        yield from text
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise NotALogFile(f"corrupt gzip data: {exc}") from exc
+    except EOFError as exc:
+        raise NotALogFile("truncated gzip data") from exc
+
+
+# ---------------------------------------------------------------- decoding
+
+_DOUBLE_PERCENT = re.compile(r"%25([0-9A-Fa-f]{2})")
+
+
+@lru_cache(maxsize=65536)
+def decode(value: str) -> str:
+    """CloudFront's free-text fields, single- or double-encoded: `%25XX` becomes
+    `%XX`, then one percent-decoding. `-` is empty."""
+    if value == "-":
+        return ""
+    if "%" not in value:
+        return value
+    return unquote(_DOUBLE_PERCENT.sub(r"%\1", value))
+
+
+def decode_query(value: str) -> str:
+    """A query string with CloudFront's extra encoding removed (`%253A` -> `%3A`);
+    the client's own encoding stays for the query-string parser."""
+    if value == "-":
+        return ""
+    return _DOUBLE_PERCENT.sub(r"%\1", value) if "%25" in value else value
+
+
+# ---------------------------------------------------------------- records
+
+_TIME = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\Z")
+
+
+@lru_cache(maxsize=4096)
+def _valid_date(value: str) -> bool:
+    try:
+        datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return len(value) == 10
+
+
+def _from_epoch(value: str) -> tuple[str, str] | None:
+    try:
+        moment = datetime.fromtimestamp(float(value), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return moment.strftime("%Y-%m-%d"), moment.strftime("%H:%M:%S")
+
+
+# The fields of a record that parse() yields, in order.
+RECORD = (
+    "date",
+    "time",
+    "edge",
+    "bytes",
+    "ip",
+    "method",
+    "host",
+    "path",
+    "status",
+    "referrer",
+    "user_agent",
+    "query",
+    "request_id",
+    "time_taken",
+    "content_type",
+)
+
+
+def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
+    """Request records of a log file as tuples in RECORD order: date and time valid
+    (UTC), host from x-host-header when present, bytes and status ints (status 0
+    for `000`); the other fields as logged (`-` for empty, still encoded). Lines
+    that do not fit their header are counted in `stats` and skipped. Several
+    #Fields lines each apply from where they stand."""
+    layout: Layout | None = None
+    seen_header = False
+    time_ok = _TIME.match
+    for line in lines:
+        if line.startswith("#"):
+            seen_header = True
+            if line.startswith("#Fields:"):
+                layout = Layout(line[8:].split())
+            continue
+        line = line.rstrip("\r\n")
+        if not line:
+            continue
+        if layout is None:
+            if not seen_header:
+                raise NotALogFile("no #Version/#Fields header")
+            raise NotALogFile("data before any #Fields line")
+        stats.lines += 1
+        values = line.split("\t")
+        if len(values) != layout.count:
+            stats.reject(f"{len(values)} fields, header has {layout.count}", line)
+            continue
+        values.append("-")
+        record = layout.getter(values)
+        date, time = record[0], record[1]
+        if layout.has_date:
+            if not (_valid_date(date) and time_ok(time)):
+                stats.reject("bad date/time", line)
+                continue
+        else:
+            moment = _from_epoch(record[16])
+            if moment is None:
+                stats.reject("bad timestamp", line)
+                continue
+            date, time = moment
+        status = record[8]
+        if not status.isdigit():
+            stats.reject("bad status", line)
+            continue
+        sent = record[3]
+        yield (
+            date,
+            time,
+            record[2],
+            int(sent) if sent.isdigit() else 0,
+            record[4],
+            record[5],
+            record[13] if record[13] != "-" else record[6],
+            record[7],
+            int(status),
+            record[9],
+            record[10],
+            record[11],
+            record[12],
+            record[14],
+            record[15],
+        )
