@@ -254,8 +254,9 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
     for line in lines:
         if line.startswith("#"):
             seen_header = True
-            if line.startswith("#Fields:"):
-                layout = Layout(line[8:].split())
+            at = line.find("#Fields:")  # some files put both headers on one line
+            if at >= 0:
+                layout = Layout(line[at + 8 :].split())
             continue
         line = line.rstrip("\r\n")
         if not line:

@@ -1,0 +1,210 @@
+import io
+import itertools
+import threading
+
+import psycopg
+import pytest
+from cflogs import db, ingest
+
+from tests.conftest import clean_tables
+from tests.logfiles import GOOGLEBOT, IPHONE, log_bytes, record
+
+
+def source(key: str, data: bytes, etag: str | None = None) -> ingest.Source:
+    return ingest.Source(
+        "logs", key, etag or f"etag-{hash(data)}", len(data), lambda: io.BytesIO(data)
+    )
+
+
+@pytest.fixture
+def pipeline(env):
+    return ingest.Pipeline(env)
+
+
+def state(conn: psycopg.Connection) -> dict:
+    """Every table's contents, with surrogate file ids replaced by object keys."""
+    return {
+        "log_files": conn.execute(
+            """SELECT bucket, key, etag, size, status, reason, lines, page_views,
+                      bot_page_views, assets, rejected, first_ts, last_ts
+               FROM log_files ORDER BY bucket, key"""
+        ).fetchall(),
+        "page_views": conn.execute(
+            """SELECT f.key, p.* FROM page_views p JOIN log_files f USING (file_id)
+               ORDER BY p.request_id"""
+        ).fetchall(),
+        "traffic_hourly": conn.execute(
+            "SELECT * FROM traffic_hourly ORDER BY hour, host, edge, status_class, kind"
+        ).fetchall(),
+        "file_traffic": conn.execute(
+            """SELECT f.key, t.hour, t.host, t.edge, t.status_class, t.kind, t.requests, t.bytes
+               FROM file_traffic t JOIN log_files f USING (file_id) ORDER BY 1, 2, 3, 4, 5, 6"""
+        ).fetchall(),
+        "dirty_visitors": conn.execute(
+            """SELECT DISTINCT visitor_id, first_ts, last_ts FROM dirty_visitors
+               ORDER BY 1, 2, 3"""
+        ).fetchall(),
+    }
+
+
+def strip_file_ids(page_view_rows):
+    return [row[:1] + row[2:] for row in page_view_rows]
+
+
+FILES = {
+    "a.gz": [
+        record(ts="2025-02-16 10:00:01", path="/", ip="192.0.2.1"),
+        record(ts="2025-02-16 10:00:02", path="/app.css", ip="192.0.2.1", content_type="text/css"),
+        record(ts="2025-02-16 10:05:00", path="/pricing", ip="192.0.2.1", query="utm_source=x"),
+        record(ts="2025-02-16 10:06:00", path="/", ip="198.51.100.2", ua=GOOGLEBOT),
+    ],
+    "b.gz": [
+        record(ts="2025-02-16 11:59:59", path="/docs/intro", ip="2001:db8::5", ua=IPHONE),
+        record(ts="2025-02-16 11:00:00", path="/missing", ip="192.0.2.1", status=404),
+        record(ts="2025-03-01 00:00:00", path="/", ip="192.0.2.1"),  # another month
+    ],
+    "c.gz": [record(ts="2025-02-16 10:30:00", path=f"/p{i}", ip="192.0.2.1") for i in range(5)],
+}
+DATA = {key: log_bytes(records) for key, records in FILES.items()}
+
+
+def test_load_counts_rows_rollups_and_ledger(conn, pipeline):
+    result = ingest.ingest(conn, source("a.gz", DATA["a.gz"], "v1"), pipeline)
+    assert (result.status, result.lines, result.page_views, result.bot_page_views) == (
+        "done",
+        4,
+        3,
+        1,
+    )
+    assert (result.assets, result.rejected) == (1, 0)
+    assert result.first_ts == "2025-02-16 10:00:01+00"
+    ledger = conn.execute(
+        "SELECT status, etag, lines, page_views, bot_page_views, assets, rejected FROM log_files"
+    ).fetchone()
+    assert ledger == ("done", "v1", 4, 3, 1, 1, 0)
+    rows = conn.execute(
+        "SELECT path, query, is_bot, host, status FROM page_views ORDER BY ts"
+    ).fetchall()
+    assert rows == [
+        ("/", None, False, "www.example.com", 200),
+        ("/pricing", "utm_source=x", False, "www.example.com", 200),
+        ("/", None, True, "www.example.com", 200),
+    ]
+    traffic = conn.execute(
+        "SELECT kind, status_class, requests, bytes FROM traffic_hourly ORDER BY kind"
+    ).fetchall()
+    assert traffic == [("asset", "2xx", 1, 1234), ("page", "2xx", 3, 3 * 1234)]
+    # one dirty entry per human visitor, none for the bot
+    dirty = conn.execute("SELECT count(DISTINCT visitor_id) FROM dirty_visitors").fetchone()
+    assert dirty == (1,)
+
+
+def test_replay_leaves_the_database_as_after_the_first_time(conn, pipeline):
+    for key, data in DATA.items():
+        ingest.ingest(conn, source(key, data), pipeline)
+    first = state(conn)
+    for key, data in reversed(DATA.items()):
+        ingest.ingest(conn, source(key, data), pipeline)
+    assert state(conn) == first
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(DATA))[::2])
+def test_any_order_and_twice_gives_identical_tables(conn, pipeline, order):
+    for key in DATA:
+        ingest.ingest(conn, source(key, DATA[key]), pipeline)
+    expected = state(conn)
+    clean_tables(conn)
+    for key in (*order, *order[::-1]):
+        ingest.ingest(conn, source(key, DATA[key]), pipeline)
+    got = state(conn)
+    # file ids are surrogates that depend on order; everything else must match
+    assert strip_file_ids(got["page_views"]) == strip_file_ids(expected["page_views"])
+    del got["page_views"], expected["page_views"]
+    assert got == expected
+
+
+def test_a_changed_object_replaces_its_rows_and_rollups(conn, pipeline):
+    ingest.ingest(conn, source("a.gz", DATA["a.gz"], "v1"), pipeline)
+    smaller = log_bytes(FILES["a.gz"][:1])
+    ingest.ingest(conn, source("a.gz", smaller, "v2"), pipeline)
+    assert conn.execute("SELECT count(*) FROM page_views").fetchone() == (1,)
+    assert conn.execute("SELECT etag, page_views FROM log_files").fetchone() == ("v2", 1)
+    assert conn.execute("SELECT kind, requests FROM traffic_hourly").fetchall() == [("page", 1)]
+
+
+def test_two_loads_of_one_object_at_once(env, conn, pipeline):
+    data = DATA["c.gz"]
+    errors = []
+
+    def load():
+        try:
+            with db.connect(env) as own:
+                ingest.ingest(own, source("c.gz", data), ingest.Pipeline(env))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    concurrent = state(conn)
+    ingest.ingest(conn, source("c.gz", data), pipeline)
+    assert state(conn) == concurrent
+    assert conn.execute("SELECT count(*) FROM page_views").fetchone() == (5,)
+
+
+def test_not_a_log_object_is_failed_with_reason_and_nothing_loaded(conn, pipeline):
+    result = ingest.ingest(conn, source("bad.gz", b"PK\x03\x04 a zip file"), pipeline)
+    assert result.status == "failed" and "header" in result.reason
+    assert conn.execute("SELECT status, reason, attempts FROM log_files").fetchone() == (
+        "failed",
+        result.reason,
+        1,
+    )
+    assert conn.execute("SELECT count(*) FROM page_views").fetchone() == (0,)
+    ingest.ingest(conn, source("bad.gz", b"PK\x03\x04 a zip file"), pipeline)
+    assert conn.execute("SELECT attempts FROM log_files").fetchone() == (2,)
+
+
+def test_a_read_error_mid_file_rolls_everything_back(conn, pipeline):
+    ingest.ingest(conn, source("c.gz", DATA["c.gz"]), pipeline)
+    before = state(conn)
+
+    class Broken(io.BytesIO):
+        def read(self, size=-1):
+            if self.tell() > 40:
+                raise ConnectionResetError("network went away")
+            return super().read(min(size, 50) if size and size > 0 else 50)
+
+    text = log_bytes(FILES["c.gz"] * 50, gz=False)
+    broken = ingest.Source("logs", "c.gz", "v9", len(text), lambda: Broken(text))
+    with pytest.raises(ConnectionResetError):
+        ingest.ingest(conn, broken, pipeline)
+    assert state(conn) == before
+
+
+def test_rejected_lines_are_counted_in_the_ledger(conn, pipeline):
+    data = log_bytes(FILES["a.gz"], gz=False)
+    data += b"2025-02-16\t10:00:00\tcut short\n"
+    result = ingest.ingest(conn, source("r.log", data), pipeline)
+    assert (result.lines, result.rejected) == (5, 1)
+    assert conn.execute("SELECT rejected FROM log_files").fetchone() == (1,)
+
+
+def test_no_raw_ip_anywhere_in_the_database(conn, pipeline):
+    for key, data in DATA.items():
+        ingest.ingest(conn, source(key, data), pipeline)
+    ips = ["192.0.2.1", "198.51.100.2", "2001:db8::5"]
+    for name in ("log_files", "page_views", "traffic_hourly", "file_traffic", "dirty_visitors"):
+        dump = str(conn.execute(f"SELECT * FROM {name}").fetchall())
+        assert not any(ip in dump for ip in ips), name
+
+
+def test_visitor_ids_are_keyed(env, conn):
+    one = ingest.Pipeline(env).visitors.visitor_id("h", "192.0.2.1", "ua")
+    assert one == ingest.Pipeline(env).visitors.visitor_id("h", "192.0.2.1", "ua")
+    from cflogs.visitor import VisitorIds
+
+    assert VisitorIds(b"another key of 32 bytes.........").visitor_id("h", "192.0.2.1", "ua") != one
