@@ -4,8 +4,8 @@ import threading
 
 import psycopg
 import pytest
-from cflogs import db, ingest
 
+from cflogs import db, ingest
 from tests.conftest import clean_tables
 from tests.logfiles import GOOGLEBOT, IPHONE, log_bytes, record
 

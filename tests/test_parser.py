@@ -2,9 +2,9 @@ import gzip
 import io
 
 import pytest
+
 from cflogs import parser
 from cflogs.classify import ASSET, OTHER, PAGE, kind_of
-
 from tests.logfiles import CHROME, encode, log_bytes, log_text, record
 
 
