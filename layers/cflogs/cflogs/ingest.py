@@ -173,49 +173,60 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
     known = known_months(conn)
     missing: set[str] = set()
     traffic: dict[tuple, list[int]] = {}
-    counts = {"page": 0, "bot": 0, "asset": 0}
-    first_ts = last_ts = None
+    pages = bots = assets = 0
+    first = last = None
+    enrich_columns = pipeline.enricher.columns
+    visitor_id = pipeline.visitors.visitor_id
+    decode = parser.decode
 
     columns = sql.SQL(", ").join(map(sql.Identifier, PAGE_VIEW_COLUMNS))
     with (
         source.open() as stream,
         conn.cursor().copy(sql.SQL("COPY page_views ({}) FROM STDIN").format(columns)) as copy,
     ):
-        records = parser.parse(parser.open_lines(stream), stats)
-        for record in _with_rollups(records, traffic, counts):
-            date, time_, _, sent, ip, _, host, path, status, referrer, ua, query, rid, taken, _ = (
-                record
-            )
-            month = date[:7]
-            if month not in known:
-                missing.add(month)
+        for record in parser.parse(parser.open_lines(stream), stats):
+            date, time_, edge, sent, ip, method, host, path, status, *_, content_type = record
+            stamp = (date, time_)
+            if first is None or stamp < first:
+                first = stamp
+            if last is None or stamp > last:
+                last = stamp
+            kind = kind_of(method, status, content_type, path)
+            key = (date, time_[:2], host, edge, status // 100, kind)
+            slot = traffic.get(key)
+            if slot is None:
+                traffic[key] = [1, sent]
+            else:
+                slot[0] += 1
+                slot[1] += sent
+            if kind is not PAGE:
+                if kind is ASSET:
+                    assets += 1
                 continue
-            ts = f"{date} {time_}+00"
-            if first_ts is None or ts < first_ts:
-                first_ts = ts
-            if last_ts is None or ts > last_ts:
-                last_ts = ts
-            user_agent = parser.decode(ua)
+            if date[:7] not in known:
+                missing.add(date[:7])
+                continue
+            pages += 1
+            referrer, ua, query, request_id, taken = record[9:14]
+            user_agent = decode(ua)
             query = parser.decode_query(query)
-            columns_ = pipeline.enricher.columns(
-                host, query, parser.decode(referrer), user_agent, ip
-            )
-            if columns_[0]:
-                counts["bot"] += 1
+            enriched = enrich_columns(host, query, decode(referrer), user_agent, ip)
+            if enriched[0]:
+                bots += 1
             copy.write_row(
                 (
                     file_id,
-                    rid,
-                    ts,
-                    pipeline.visitors.visitor_id(host, ip, user_agent),
+                    request_id,
+                    f"{date} {time_}+00",
+                    visitor_id(host, ip, user_agent),
                     host,
-                    parser.decode(path),
+                    decode(path),
                     query or None,
                     status,
                     sent,
                     _seconds(taken),
-                    record[2],
-                    *columns_,
+                    edge,
+                    *enriched,
                 )
             )
         if missing:
@@ -234,13 +245,13 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
         source.key,
         "done",
         lines=stats.lines,
-        page_views=counts["page"],
-        bot_page_views=counts["bot"],
-        assets=counts["asset"],
+        page_views=pages,
+        bot_page_views=bots,
+        assets=assets,
         rejected=stats.rejected_total,
         rejected_by_reason=dict(stats.rejected),
-        first_ts=first_ts,
-        last_ts=last_ts,
+        first_ts=f"{first[0]} {first[1]}+00" if first else None,
+        last_ts=f"{last[0]} {last[1]}+00" if last else None,
     )
     if stats.rejected:
         log.warning(
@@ -259,31 +270,12 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
             result.bot_page_views,
             result.assets,
             result.rejected,
-            first_ts,
-            last_ts,
+            result.first_ts,
+            result.last_ts,
             file_id,
         ),
     )
     return result
-
-
-def _with_rollups(records: Iterable[tuple], traffic: dict, counts: dict):
-    """Count every request into the hourly rollup and pass on the page views."""
-    for record in records:
-        date, time_, edge, sent, _, method, host, path, status, *_, content_type = record
-        kind = kind_of(method, status, content_type, path)
-        key = (date, time_[:2], host, edge, status // 100, kind)
-        slot = traffic.get(key)
-        if slot is None:
-            traffic[key] = [1, sent]
-        else:
-            slot[0] += 1
-            slot[1] += sent
-        if kind is PAGE:
-            counts["page"] += 1
-            yield record
-        elif kind is ASSET:
-            counts["asset"] += 1
 
 
 def _seconds(value: str) -> float | None:

@@ -203,15 +203,19 @@ def decode_query(value: str) -> str:
 # ---------------------------------------------------------------- records
 
 _TIME = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\Z")
+_STATUS = {f"{code:03d}": code for code in range(1000)}
 
 
-@lru_cache(maxsize=4096)
 def _valid_date(value: str) -> bool:
     try:
         datetime.strptime(value, "%Y-%m-%d")
     except ValueError:
         return False
     return len(value) == 10
+
+
+def _valid_time(value: str) -> bool:
+    return _TIME.match(value) is not None
 
 
 def _from_epoch(value: str) -> tuple[str, str] | None:
@@ -250,7 +254,10 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
     #Fields lines each apply from where they stand."""
     layout: Layout | None = None
     seen_header = False
-    time_ok = _TIME.match
+    # Validity of each date and time string seen, so each is checked once.
+    dates: dict[str, bool] = {}
+    times: dict[str, bool] = {}
+    status_code = _STATUS.get
     for line in lines:
         if line.startswith("#"):
             seen_header = True
@@ -274,7 +281,13 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
         record = layout.getter(values)
         date, time = record[0], record[1]
         if layout.has_date:
-            if not (_valid_date(date) and time_ok(time)):
+            date_ok = dates.get(date)
+            if date_ok is None:
+                date_ok = dates[date] = _valid_date(date)
+            time_ok = times.get(time)
+            if time_ok is None:
+                time_ok = times[time] = _valid_time(time)
+            if not (date_ok and time_ok):
                 stats.reject("bad date/time", line)
                 continue
         else:
@@ -283,11 +296,12 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
                 stats.reject("bad timestamp", line)
                 continue
             date, time = moment
-        status = record[8]
-        if not status.isdigit():
+        status = status_code(record[8])
+        if status is None:
             stats.reject("bad status", line)
             continue
         sent = record[3]
+        host = record[13]
         yield (
             date,
             time,
@@ -295,9 +309,9 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
             int(sent) if sent.isdigit() else 0,
             record[4],
             record[5],
-            record[13] if record[13] != "-" else record[6],
+            host if host != "-" else record[6],
             record[7],
-            int(status),
+            status,
             record[9],
             record[10],
             record[11],

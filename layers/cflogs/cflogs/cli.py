@@ -1,0 +1,172 @@
+"""The cflogs command line: the same library the Lambda functions run."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import aws, db, ingest
+from .config import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cflogs", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("migrate", help="apply pending database migrations")
+
+    p = commands.add_parser("ingest", help="load log files, directories, globs or s3:// prefixes")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+
+    p = commands.add_parser("invoke", help="run a template.yaml function in-process with an event")
+    p.add_argument("function", help="logical id, e.g. IngestFunction")
+    p.add_argument("event", type=Path, help="event JSON file, e.g. events/s3-put.json")
+    p.add_argument("--template", type=Path, default=Path("template.yaml"))
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except (db.ConfigError, FileNotFoundError, KeyError) as exc:
+        print(f"cflogs: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_migrate(args) -> int:
+    with db.connect() as conn:
+        applied = db.migrate(conn)
+    print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+    return 0
+
+
+def expand(paths: list[str]) -> Iterator[ingest.Source]:
+    """Sources for local files, directories (their *.gz and *.log files, recursively),
+    globs, and s3://bucket/prefix listings."""
+    for path in paths:
+        if path.startswith("s3://"):
+            bucket, _, prefix = path[5:].partition("/")
+            pages = aws.client("s3").get_paginator("list_objects_v2")
+            for page in pages.paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    yield ingest.s3_source(bucket, obj["Key"], obj["ETag"].strip('"'), obj["Size"])
+            continue
+        matches = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
+        if not matches:
+            raise FileNotFoundError(f"no files match {path}")
+        for match in matches:
+            found = Path(match)
+            if found.is_dir():
+                for file in sorted(found.rglob("*")):
+                    if file.is_file() and file.name.endswith((".gz", ".log")):
+                        yield ingest.local_source(file)
+            elif found.exists():
+                yield ingest.local_source(found)
+            else:
+                raise FileNotFoundError(f"no such file: {match}")
+
+
+def cmd_ingest(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    sources = list(expand(args.paths))
+    console = Console(stderr=args.json)
+    settings = Settings.from_env()
+    pipeline = ingest.Pipeline(settings)
+    results: list[ingest.FileResult] = []
+    with db.connect(settings) as conn:
+        db.migrate(conn)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("ingesting", total=len(sources))
+            for source in sources:
+                progress.update(task, description=Path(source.key).name)
+                try:
+                    results.append(ingest.ingest(conn, source, pipeline))
+                except Exception as exc:  # one bad object must not stop the rest
+                    ingest.record_error(conn, source, exc)
+                    results.append(
+                        ingest.FileResult(source.bucket, source.key, "failed", reason=str(exc))
+                    )
+                progress.advance(task)
+
+    failed = [r for r in results if r.status != "done"]
+    totals = {
+        "objects": len(results),
+        "failed": len(failed),
+        "lines": sum(r.lines for r in results),
+        "page_views": sum(r.page_views for r in results),
+        "bot_page_views": sum(r.bot_page_views for r in results),
+        "assets": sum(r.assets for r in results),
+        "rejected": sum(r.rejected for r in results),
+        "seconds": round(sum(r.seconds for r in results), 3),
+    }
+    totals["lines_per_second"] = (
+        round(totals["lines"] / totals["seconds"]) if totals["seconds"] else 0
+    )
+    if args.json:
+        print(json.dumps({"totals": totals, "objects": [r.as_dict() for r in results]}, indent=2))
+    else:
+        table = Table(title="cflogs ingest")
+        for column in (
+            "objects",
+            "lines",
+            "page views",
+            "bots",
+            "assets",
+            "rejected",
+            "failed",
+            "lines/s",
+        ):
+            table.add_column(column, justify="right")
+        table.add_row(
+            *(
+                f"{totals[k]:,}"
+                for k in (
+                    "objects",
+                    "lines",
+                    "page_views",
+                    "bot_page_views",
+                    "assets",
+                    "rejected",
+                    "failed",
+                    "lines_per_second",
+                )
+            )
+        )
+        console.print(table)
+        for result in failed:
+            console.print(f"[red]failed[/red] {result.key}: {result.reason}")
+    return 1 if failed else 0
+
+
+def cmd_invoke(args) -> int:
+    from .invoke import invoke, read_event
+
+    result = invoke(args.function, read_event(args.event), args.template)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+COMMANDS = {"migrate": cmd_migrate, "ingest": cmd_ingest, "invoke": cmd_invoke}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
