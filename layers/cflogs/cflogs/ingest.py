@@ -33,6 +33,7 @@ PAGE_VIEW_COLUMNS = (
     "time_taken",
     "edge_location",
 ) + enrich.COLUMNS
+CACHE_HITS = frozenset({"Hit", "RefreshHit"})
 STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx")
 
 
@@ -185,7 +186,9 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
         conn.cursor().copy(sql.SQL("COPY page_views ({}) FROM STDIN").format(columns)) as copy,
     ):
         for record in parser.parse(parser.open_lines(stream), stats):
-            date, time_, edge, sent, ip, method, host, path, status, *_, content_type = record
+            date, time_, edge, sent, ip, method, host, path, status, *_, content_type, result = (
+                record
+            )
             stamp = (date, time_)
             if first is None or stamp < first:
                 first = stamp
@@ -193,12 +196,14 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
                 last = stamp
             kind = kind_of(method, status, content_type, path)
             key = (date, time_[:2], host, edge, status // 100, kind)
+            hit = 1 if result in CACHE_HITS else 0
             slot = traffic.get(key)
             if slot is None:
-                traffic[key] = [1, sent]
+                traffic[key] = [1, sent, hit]
             else:
                 slot[0] += 1
                 slot[1] += sent
+                slot[2] += hit
             if kind is not PAGE:
                 if kind is ASSET:
                     assets += 1
@@ -291,9 +296,9 @@ def _replace_traffic(conn: psycopg.Connection, file_id: int, traffic: dict) -> N
     load_id = secrets.randbits(62)
     with conn.cursor().copy(
         "COPY file_traffic (file_id, load_id, hour, host, edge, status_class, kind,"
-        " requests, bytes) FROM STDIN"
+        " requests, bytes, hits) FROM STDIN"
     ) as copy:
-        for (date, hour, host, edge, status_class, kind), (requests, sent) in traffic.items():
+        for (date, hour, host, edge, status_class, kind), counts in traffic.items():
             copy.write_row(
                 (
                     file_id,
@@ -303,28 +308,28 @@ def _replace_traffic(conn: psycopg.Connection, file_id: int, traffic: dict) -> N
                     edge,
                     STATUS_CLASSES[status_class] if status_class < 10 else "other",
                     kind,
-                    requests,
-                    sent,
+                    *counts,
                 )
             )
     emptied = conn.execute(
         """WITH old AS (
                DELETE FROM file_traffic WHERE file_id = %(file)s AND load_id <> %(load)s
                RETURNING hour, host, edge, status_class, kind, -requests AS requests,
-                         -bytes AS bytes),
+                         -bytes AS bytes, -hits AS hits),
            new AS (
-               SELECT hour, host, edge, status_class, kind, requests, bytes FROM file_traffic
+               SELECT hour, host, edge, status_class, kind, requests, bytes, hits FROM file_traffic
                WHERE file_id = %(file)s AND load_id = %(load)s),
            delta AS (
                SELECT hour, host, edge, status_class, kind,
-                      sum(requests) AS requests, sum(bytes) AS bytes
+                      sum(requests) AS requests, sum(bytes) AS bytes, sum(hits) AS hits
                FROM (SELECT * FROM old UNION ALL SELECT * FROM new) AS changes
                GROUP BY hour, host, edge, status_class, kind
-               HAVING sum(requests) <> 0 OR sum(bytes) <> 0)
+               HAVING sum(requests) <> 0 OR sum(bytes) <> 0 OR sum(hits) <> 0)
            INSERT INTO traffic_hourly AS t
            SELECT * FROM delta ORDER BY hour, host, edge, status_class, kind
            ON CONFLICT (hour, host, edge, status_class, kind) DO UPDATE
-           SET requests = t.requests + excluded.requests, bytes = t.bytes + excluded.bytes
+           SET requests = t.requests + excluded.requests, bytes = t.bytes + excluded.bytes,
+               hits = t.hits + excluded.hits
            RETURNING hour, host, edge, status_class, kind, requests""",
         {"file": file_id, "load": load_id},
     ).fetchall()

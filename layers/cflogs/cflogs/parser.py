@@ -78,6 +78,7 @@ WANTED = (
     "time-taken",
     "sc-content-type",
     "timestamp",
+    "x-edge-result-type",
 )
 REQUIRED = ("c-ip", "cs-method", "cs-uri-stem", "sc-status")
 
@@ -243,6 +244,7 @@ RECORD = (
     "request_id",
     "time_taken",
     "content_type",
+    "result_type",
 )
 
 
@@ -318,4 +320,5 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
             record[12],
             record[14],
             record[15],
+            record[17],
         )

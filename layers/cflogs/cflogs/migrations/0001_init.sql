@@ -73,6 +73,7 @@ CREATE TABLE traffic_hourly (
     kind         text        NOT NULL,
     requests     bigint      NOT NULL,
     bytes        bigint      NOT NULL,
+    hits         bigint      NOT NULL,  -- served from the edge cache (Hit, RefreshHit)
     PRIMARY KEY (hour, host, edge, status_class, kind)
 );
 CREATE TABLE file_traffic (
@@ -84,7 +85,8 @@ CREATE TABLE file_traffic (
     status_class text        NOT NULL,
     kind         text        NOT NULL,
     requests     bigint      NOT NULL,
-    bytes        bigint      NOT NULL
+    bytes        bigint      NOT NULL,
+    hits         bigint      NOT NULL
 );
 CREATE INDEX file_traffic_file ON file_traffic (file_id);
 
