@@ -20,8 +20,8 @@ from cflogs.generate import (
     LAYOUTS,
     MONITOR,
     GroundTruth,
-    count_sessions,
     generate_file,
+    split_sessions,
 )
 
 NAME = re.compile(r"^E2EXAMPLE8DEMO\.(\d{4}-\d{2}-\d{2}-\d{2})\.([a-z0-9]{8})\.gz$")
@@ -275,13 +275,17 @@ def test_start_days_and_arguments(tmp_path):
 # ---------------------------------------------------------------- sessions
 
 
-def test_count_sessions_splits_at_thirty_minutes_of_silence():
-    assert count_sessions([]) == (0, 0)
-    assert count_sessions([100]) == (1, 1)
-    assert count_sessions([0, 1799]) == (1, 0)
-    assert count_sessions([0, 1800]) == (2, 2)
-    assert count_sessions([5000, 0, 60, 1859, 3659, 9000]) == (3, 1)  # unordered input
-    assert count_sessions([0, 10, 20], timeout=10) == (3, 3)
+def test_sessions_split_at_thirty_minutes_of_silence():
+    assert split_sessions([]) == []
+    assert split_sessions([100]) == [[100]]
+    assert split_sessions([0, 1799]) == [[0, 1799]]
+    assert split_sessions([0, 1800]) == [[0], [1800]]
+    assert split_sessions([5000, 0, 60, 1859, 3659, 9000]) == [
+        [0, 60, 1859],
+        [3659, 5000],
+        [9000],
+    ]
+    assert split_sessions([0, 10, 20], timeout=10) == [[0], [10], [20]]
 
 
 # ---------------------------------------------------------------- the pipeline agrees
@@ -317,20 +321,34 @@ def test_ground_truth_equals_what_the_pipeline_stores(conn, env, tmp_path, layou
         conn.execute("SELECT host, count(*) FROM page_views WHERE NOT is_bot GROUP BY host")
     )
     assert by_host == truth.human_page_views_by_host
+    top = conn.execute(
+        """SELECT host, path, count(*) FROM page_views WHERE NOT is_bot
+           GROUP BY host, path ORDER BY 3 DESC, 1, 2 LIMIT 10"""
+    ).fetchall()
+    assert [list(row) for row in top] == truth.top_pages
     # Sessions, the batch way DESIGN.md describes, over what the pipeline stored.
-    sessions, singles = conn.execute(
+    sessions, singles, duration = conn.execute(
         """WITH flagged AS (
                SELECT visitor_id, ts,
                       coalesce(ts - lag(ts) OVER w >= interval '30 minutes', true) AS starts
                FROM page_views WHERE NOT is_bot
                WINDOW w AS (PARTITION BY visitor_id ORDER BY ts)),
            numbered AS (
-               SELECT visitor_id, sum(starts::int) OVER (PARTITION BY visitor_id ORDER BY ts
+               SELECT visitor_id, ts, sum(starts::int) OVER (PARTITION BY visitor_id ORDER BY ts
                    ROWS UNBOUNDED PRECEDING) AS n FROM flagged),
-           sessions AS (SELECT visitor_id, n, count(*) AS views FROM numbered GROUP BY 1, 2)
-           SELECT count(*), count(*) FILTER (WHERE views = 1) FROM sessions"""
+           sessions AS (
+               SELECT visitor_id, n, count(*) AS views,
+                      extract(epoch FROM max(ts) - min(ts)) AS seconds
+               FROM numbered GROUP BY 1, 2)
+           SELECT count(*), count(*) FILTER (WHERE views = 1),
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds)
+           FROM sessions"""
     ).fetchone()
-    assert (sessions, singles) == (truth.sessions, truth.single_page_sessions)
+    assert (sessions, singles, duration) == (
+        truth.sessions,
+        truth.single_page_sessions,
+        truth.median_session_seconds,
+    )
     assert truth.human_visitors < truth.sessions < truth.human_page_views
 
 

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
 from random import Random
+from statistics import median
 
 from .parser import LEGACY_COUNTS, LEGACY_FIELDS, V2_FIELDS
 
@@ -47,22 +48,15 @@ def is_page_view(method: str, status: int, content_type: str, path: str) -> bool
     return "." not in last or last.rsplit(".", 1)[1].lower() in PAGE_EXTENSIONS
 
 
-def count_sessions(times: list[int], timeout: int = SESSION_TIMEOUT) -> tuple[int, int]:
-    """Sessions and single-page sessions in one visitor's page view times (seconds):
-    a gap of `timeout` or more starts a new session."""
-    times = sorted(times)
-    sessions = singles = 0
-    run = 0
-    for i, moment in enumerate(times):
-        if i == 0 or moment - times[i - 1] >= timeout:
-            if run == 1:
-                singles += 1
-            sessions += 1
-            run = 0
-        run += 1
-    if run == 1:
-        singles += 1
-    return sessions, singles
+def split_sessions(times: list[int], timeout: int = SESSION_TIMEOUT) -> list[list[int]]:
+    """One visitor's page view times (seconds, any order) cut into sessions: a gap
+    of `timeout` or more starts a new one."""
+    sessions: list[list[int]] = []
+    for moment in sorted(times):
+        if not sessions or moment - sessions[-1][-1] >= timeout:
+            sessions.append([])
+        sessions[-1].append(moment)
+    return sessions
 
 
 # ---------------------------------------------------------------- encoding
@@ -862,6 +856,8 @@ class GroundTruth:
     human_visitors: int = 0
     sessions: int = 0
     single_page_sessions: int = 0
+    median_session_seconds: float = 0  # last page view minus first, single pages as 0
+    top_pages: list[list] = field(default_factory=list)  # [host, path, human page views]
     human_page_views_by_host: dict[str, int] = field(default_factory=dict)
     human_page_views_by_day: dict[str, int] = field(default_factory=dict)
     status_counts: dict[str, int] = field(default_factory=dict)
@@ -869,6 +865,10 @@ class GroundTruth:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def files_in_delivery_order(self) -> list[LogFile]:
+        """The files in the order CloudFront would have put them into S3."""
+        return sorted(self.log_files, key=lambda f: (f.delivered_at, f.name))
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, sort_keys=False) + "\n"
@@ -887,6 +887,7 @@ class _Tally:
         self.bot_page_views = 0
         self.human_times: dict[tuple[str, str, str], list[int]] = defaultdict(list)
         self.by_host: dict[str, int] = defaultdict(int)
+        self.by_page: dict[tuple[str, str], int] = defaultdict(int)
         self.by_day: dict[int, int] = defaultdict(int)  # by days since the epoch
         self.status: dict[int, int] = defaultdict(int)
 
@@ -902,6 +903,7 @@ class _Tally:
         second = int(event[0])
         self.human_times[(visitor.host, visitor.ip, visitor.ua)].append(second)
         self.by_host[visitor.host] += 1
+        self.by_page[(visitor.host, event[3])] += 1
         self.by_day[second // 86400] += 1
 
     def fill(self, truth: GroundTruth) -> GroundTruth:
@@ -910,10 +912,15 @@ class _Tally:
         truth.human_page_views = sum(len(times) for times in self.human_times.values())
         truth.page_views = truth.human_page_views + truth.bot_page_views
         truth.human_visitors = len(self.human_times)
+        durations = []
         for times in self.human_times.values():
-            sessions, singles = count_sessions(times)
-            truth.sessions += sessions
-            truth.single_page_sessions += singles
+            for session in split_sessions(times):
+                durations.append(session[-1] - session[0])
+                truth.single_page_sessions += len(session) == 1
+        truth.sessions = len(durations)
+        truth.median_session_seconds = median(durations) if durations else 0
+        top = sorted(self.by_page.items(), key=lambda item: (-item[1], item[0]))[:10]
+        truth.top_pages = [[host, path, count] for (host, path), count in top]
         truth.human_page_views_by_host = dict(sorted(self.by_host.items()))
         truth.human_page_views_by_day = {
             datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d"): count
