@@ -210,18 +210,18 @@ def _human_agent(rng: Random) -> tuple[str, str]:
         return (
             f"Mozilla/5.0 ({win}) {webkit} Chrome/{_chrome_major(rng)}.0.0.0 Safari/537.36",
             "desktop",
-        )  # noqa: E501
+        )
     if roll < 0.33:
         return (
             f"Mozilla/5.0 ({mac}) {webkit} Chrome/{_chrome_major(rng)}.0.0.0 Safari/537.36",
             "desktop",
-        )  # noqa: E501
+        )
     if roll < 0.35:
         system = rng.choice(("X11; Linux x86_64", "X11; CrOS x86_64 14541.0.0"))
         return (
             f"Mozilla/5.0 ({system}) {webkit} Chrome/{_chrome_major(rng)}.0.0.0 Safari/537.36",
             "desktop",
-        )  # noqa: E501
+        )
     if roll < 0.42:
         major = _chrome_major(rng)
         return (
@@ -238,7 +238,7 @@ def _human_agent(rng: Random) -> tuple[str, str]:
         return (
             f"Mozilla/5.0 ({system}; rv:{version}.0) Gecko/20100101 Firefox/{version}.0",
             "desktop",
-        )  # noqa: E501
+        )
     if roll < 0.54:
         version = rng.choice(("16.6", "17.4.1", "17.5", "17.6", "18.0", "18.1", "18.1.1"))
         return (
@@ -417,14 +417,18 @@ class _Site:
         return []
 
 
+@dataclass(slots=True, eq=False)
 class _Visitor:
-    __slots__ = ("host", "ip", "ua", "bot", "edge", "proto", "tls", "asn", "country", "until")
-
-    def __init__(self, host, ip, ua, bot, edge, proto, tls, asn, country):
-        self.host, self.ip, self.ua, self.bot = host, ip, ua, bot
-        self.edge, self.proto, self.tls, self.asn = edge, proto, tls, asn
-        self.country = country
-        self.until = 0.0
+    host: str
+    ip: str
+    ua: str
+    bot: bool
+    edge: str
+    proto: str = "HTTP/1.1"
+    tls: str = "TLSv1.3"
+    asn: int = 64500
+    country: str = "US"
+    until: float = 0.0  # when its last session ended (0: never seen)
 
 
 # An event: (ts, visitor, method, path, query, status, content type, bytes, referrer),
@@ -447,41 +451,20 @@ class _Simulation:
             ]
             edge = rng.choice(COUNTRIES[0][4])
             by_site = [
-                [
-                    _Visitor(s.host, ip, ua, True, edge, "HTTP/1.1", "TLSv1.3", 64500 + n, "US")
-                    for ip in ips
-                ]
+                [_Visitor(s.host, ip, ua, True, edge, asn=64500 + n) for ip in ips]
                 for s in self.sites
             ]
             self.crawlers.append((by_site, rate * visitors_per_hour / 100, assets))
-        self.monitor = _Visitor(
-            self.sites[0].host,
-            "10.251.0.8",
-            MONITOR,
-            True,
-            "IAD89-P1",
-            "HTTP/1.1",
-            "TLSv1.2",
-            64510,
-            "US",
-        )
+        self.monitor = _Visitor(self.sites[0].host, "10.251.0.8", MONITOR, True, "IAD89-P1")
         self.google = {c[0]: c[3] for c in COUNTRIES}
-        reference = datetime(2024, 1, 1, tzinfo=UTC)  # a Monday: the mean over any week
-        self.mean_weight = 1.0
-        self.mean_weight = (
-            sum(self.hour_weight(reference + timedelta(hours=h)) for h in range(168)) / 168
-        )
+        monday = datetime(2024, 1, 1, tzinfo=UTC)  # the mean over any week is the same
+        self.mean_weight = sum(_activity(monday + timedelta(hours=h)) for h in range(168)) / 168
 
     # ------------------------------------------------------------ volume
 
     def hour_weight(self, moment: datetime) -> float:
         """Expected share of traffic in this UTC hour (mean 1 over a week)."""
-        total = 0.0
-        for _, share, offset, _, _ in COUNTRIES:
-            local = moment + timedelta(hours=offset)
-            weekend = WEEKEND if local.weekday() >= 5 else 1.0
-            total += share * LOCAL_HOURS[local.hour] * weekend
-        return total / self.mean_weight
+        return _activity(moment) / self.mean_weight
 
     def hour(self, start: float, moment: datetime) -> list[tuple]:
         rng = self.rng
@@ -509,7 +492,7 @@ class _Simulation:
             site = self.sites[0]
             events.append((ts, self.monitor, "GET", "/", "", 200, site.html, 1_800, ""))
         if rng.random() < 0.15 * self.rate / 100:
-            scanner = self.new_visitor(cumulative, bot=False)
+            scanner = self.new_visitor(cumulative)
             scanner.ua = rng.choice(SCANNERS)
             ts = start + rng.random() * 3500
             for i, path in enumerate(SCAN_PATHS):
@@ -520,7 +503,7 @@ class _Simulation:
 
     # ------------------------------------------------------------ visitors
 
-    def new_visitor(self, cumulative: list[float], bot: bool) -> _Visitor:
+    def new_visitor(self, cumulative: list[float]) -> _Visitor:
         rng = self.rng
         index = bisect(cumulative, rng.random() * cumulative[-1])
         code, _, _, _, edges = COUNTRIES[index]
@@ -536,7 +519,7 @@ class _Simulation:
         proto = rng.choice(("HTTP/2.0", "HTTP/2.0", "HTTP/2.0", "HTTP/3.0", "HTTP/1.1"))
         tls = "TLSv1.3" if rng.random() < 0.9 else "TLSv1.2"
         return _Visitor(
-            site.host, ip, ua, bot, rng.choice(edges), proto, tls, 64496 + index % 15, code
+            site.host, ip, ua, False, rng.choice(edges), proto, tls, 64496 + index % 16, code
         )
 
     def pick_visitor(self, ts: float, cumulative: list[float]) -> _Visitor:
@@ -545,7 +528,7 @@ class _Simulation:
             visitor = rng.choice(self.returning)
             if visitor.until < ts - 3600:
                 return visitor
-        visitor = self.new_visitor(cumulative, bot=False)
+        visitor = self.new_visitor(cumulative)
         if rng.random() < 0.4:
             self.returning.append(visitor)
         return visitor
@@ -564,17 +547,10 @@ class _Simulation:
             if engine < 0.75:
                 return path, "", f"https://{self.google[visitor.country]}/"
             terms = rng.choice(SEARCH_TERMS).replace(" ", "%20")
+            if engine < 0.82:
+                return path, "", "https://www.bing.com/"
             if engine < 0.88:
-                return (
-                    path,
-                    "",
-                    rng.choice(
-                        (
-                            "https://www.bing.com/",
-                            f"https://www.bing.com/search?q={terms}&form=QBLH",
-                        )
-                    ),
-                )  # noqa: E501
+                return path, "", f"https://www.bing.com/search?q={terms}&form=QBLH"
             if engine < 0.96:
                 return path, "", "https://duckduckgo.com/"
             return path, "", f"https://search.yahoo.com/search?p={terms}"
@@ -647,27 +623,17 @@ class _Simulation:
                 elif rng.random() < 0.15:  # the browser revalidates its cached bundle
                     assets = [(p, t, -1) for p, t, _ in BUNDLE[:2]] + assets
                 at = ts + 0.05
-                for asset, ctype, size in assets:
+                for asset, asset_type, asset_size in assets:
                     at += rng.random() * 0.25
-                    status, size = (304, 290) if size < 0 else (200, size)
+                    answer, sent = (304, 290) if asset_size < 0 else (200, asset_size)
                     from_css = asset.endswith(".woff2")
                     ref = f"https://{site.host}{BUNDLE[0][0]}" if from_css else page_url
-                    events.append((at, visitor, "GET", asset, "", status, ctype, size, ref))
+                    events.append((at, visitor, "GET", asset, "", answer, asset_type, sent, ref))
                 if path == "/contact" and rng.random() < 0.3:
                     at += 20 + rng.random() * 60
-                    events.append(
-                        (
-                            at,
-                            visitor,
-                            "POST",
-                            "/api/contact",
-                            "",
-                            200,
-                            "application/json",
-                            90,
-                            page_url,
-                        )  # noqa: E501
-                    )
+                    json_type = "application/json"
+                    form = (at, visitor, "POST", "/api/contact", "", 200, json_type, 90, page_url)
+                    events.append(form)
             if rng.random() > 0.58 or pages >= 60:
                 break
             pages += 1
@@ -699,6 +665,16 @@ class _Simulation:
         if assets and status == 200:
             for i, (asset, ctype, size) in enumerate(BUNDLE[:2]):
                 events.append((ts + 1 + i, bot_visitor, "GET", asset, "", 200, ctype, size, ""))
+
+
+def _activity(moment: datetime) -> float:
+    """How many people are browsing in this UTC hour, in arbitrary units."""
+    total = 0.0
+    for _, share, offset, _, _ in COUNTRIES:
+        local = moment + timedelta(hours=offset)
+        weekend = WEEKEND if local.weekday() >= 5 else 1.0
+        total += share * LOCAL_HOURS[local.hour] * weekend
+    return total
 
 
 def _token(rng: Random, length: int) -> str:
