@@ -268,6 +268,15 @@ def _human_agent(rng: Random) -> tuple[str, str]:
             " Safari/604.1",
             "mobile",
         )
+    if roll < 0.855:  # an app's web view: full Chrome version and the Android build
+        release = rng.choice(("TP1A", "UP1A", "AP2A"))
+        build = f"{release}.{rng.randrange(220000, 240999)}.0{rng.randrange(10, 40)}"
+        return (
+            f"Mozilla/5.0 (Linux; Android {rng.choice((12, 13, 14))}; "
+            f"{rng.choice(ANDROID_PHONES)} Build/{build}; wv) {webkit} Version/4.0 "
+            f"Chrome/{_chrome_build(rng, _chrome_major(rng))} Mobile Safari/537.36",
+            "mobile",
+        )
     if roll < 0.88:
         android = rng.choice((10, 10, 10, 13, 14))
         # Chrome's reduced user agent hides the model ("K") on Android 10.
