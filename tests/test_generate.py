@@ -166,6 +166,17 @@ def test_encoding_is_cloudfronts(tmp_path):
     assert {parser.decode(ua) for ua in old_agents} == {parser.decode(ua) for ua in agents}
 
 
+def test_cloudfront_encode_escapes_what_cloudfront_escapes():
+    encode = generate.cloudfront_encode
+    assert encode("") == "-"
+    assert encode("a b[c]~d") == "a%20b%5Bc%5D%7Ed"
+    assert encode("<>\"#%{}|\\^`'") == "%3C%3E%22%23%25%7B%7D%7C%5C%5E%60%27"
+    assert encode("/x?q=caf%C3%A9&y=é") == "/x?q=caf%25C3%25A9&y=%C3%A9"
+    assert encode("Mozilla/5.0 (X11; Linux x86_64; rv:127.0)") == (
+        "Mozilla/5.0%20(X11;%20Linux%20x86_64;%20rv:127.0)"
+    )
+
+
 def test_values_look_real_and_addresses_are_not_anyones(day):
     outdir, truth = day
     rows = [line.split("\t") for p in log_files(outdir) for line in read_lines(p)[2:]]
@@ -252,7 +263,14 @@ def test_traffic_follows_the_week(tmp_path):
     assert len(by_day) == 7
     assert max(by_day[5:]) < min(by_day[:5])  # the weekend is quieter
     assert truth.start == "2025-06-02T00:00:00Z" and truth.end == "2025-06-09T00:00:00Z"
-    assert truth.sessions > truth.human_visitors  # some come back later in the week
+    days_seen: dict[tuple, set] = {}
+    for path in log_files(tmp_path):
+        for row in records(path):
+            if row[8] == 200 and row[14].startswith("text/html") and "bot" not in row[10].lower():
+                days_seen.setdefault((row[6], row[4], row[10]), set()).add(row[0])
+    returning = sum(len(days) > 1 for days in days_seen.values())
+    assert 0.05 < returning / len(days_seen) < 0.5  # some come back later in the week
+    assert truth.sessions > truth.human_visitors
 
 
 def test_start_days_and_arguments(tmp_path):

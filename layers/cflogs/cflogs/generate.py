@@ -21,6 +21,7 @@ from itertools import accumulate
 from pathlib import Path
 from random import Random
 from statistics import median
+from urllib.parse import quote
 
 from .parser import LEGACY_COUNTS, LEGACY_FIELDS, V2_FIELDS
 
@@ -61,7 +62,8 @@ def split_sessions(times: list[int], timeout: int = SESSION_TIMEOUT) -> list[lis
 
 # ---------------------------------------------------------------- encoding
 
-_UNSAFE = set("<>\"#%{}|\\^~[]`' ")
+_UNSAFE = "<>\"#%{}|\\^~[]`' "
+_SAFE = "".join(chr(c) for c in range(33, 127) if chr(c) not in _UNSAFE)
 
 
 def cloudfront_encode(text: str) -> str:
@@ -69,13 +71,8 @@ def cloudfront_encode(text: str) -> str:
     anything outside printable ASCII. A client's own `%XX` thus becomes `%25XX`."""
     if text == "":
         return "-"
-    out = []
-    for char in text:
-        if char in _UNSAFE or not (32 < ord(char) < 127):
-            out.extend(f"%{byte:02X}" for byte in char.encode())
-        else:
-            out.append(char)
-    return "".join(out)
+    # quote() never encodes "~"; CloudFront does.
+    return quote(text, safe=_SAFE).replace("~", "%7E")
 
 
 # ---------------------------------------------------------------- the world
@@ -753,6 +750,9 @@ class _Writer:
             ua = self._agents[visitor.ua] = self.encode(visitor.ua).replace(
                 "%", "%25" if self.double_ua else "%"
             )
+        encoded = self._encoded
+        referrer = encoded.get(referrer) or self.encode(referrer)
+        query = encoded.get(query) or self.encode(query)
         request_id = base64.urlsafe_b64encode(rng.randbytes(40)).decode()
         port = 1024 + int(random() * 64511)
         values = [
@@ -765,9 +765,9 @@ class _Writer:
             CLOUDFRONT_HOST if self.has_host_header else visitor.host,
             path,
             _STATUS[status],
-            self.encode(referrer),
+            referrer,
             ua,
-            self.encode(query),
+            query,
             "-",
             result,
             request_id,
