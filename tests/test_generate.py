@@ -286,6 +286,18 @@ def test_start_days_and_arguments(tmp_path):
     assert all(name.startswith("EABCDEF1234567.2024-12-31-") for name in names)
     assert truth.human_page_views_by_host.keys() == {"shop.example.net"}
     assert GroundTruth.from_json((tmp_path / GROUND_TRUTH_FILE).read_text()) == truth
+    # Only the counting of sessions depends on the timeout, never the files.
+    longer = generate.generate(
+        tmp_path / "longer",
+        days=1,
+        visitors_per_hour=3,
+        start=date(2024, 12, 31),
+        distribution_id="EABCDEF1234567",
+        hosts=("shop.example.net",),
+        session_timeout_minutes=24 * 60,
+    )
+    assert longer.sessions == longer.human_visitors < truth.sessions
+    assert longer.log_files == truth.log_files
     with pytest.raises(ValueError):
         generate.generate(tmp_path, layout=20)
 

@@ -833,6 +833,7 @@ class GroundTruth:
     start: str
     end: str
     hosts: list[str]
+    session_timeout_minutes: int = 30
     files: int = 0
     lines: int = 0
     page_views: int = 0
@@ -899,7 +900,7 @@ class _Tally:
         truth.human_visitors = len(self.human_times)
         durations = []
         for times in self.human_times.values():
-            for session in split_sessions(times):
+            for session in split_sessions(times, truth.session_timeout_minutes * 60):
                 durations.append(session[-1] - session[0])
                 truth.single_page_sessions += len(session) == 1
         truth.sessions = len(durations)
@@ -938,11 +939,13 @@ def generate(
     layout: int = 33,
     gz: bool = True,
     hosts: tuple[str, ...] = DEFAULT_HOSTS,
+    session_timeout_minutes: int = 30,
 ) -> GroundTruth:
     """Write `days` of CloudFront standard logs from `start` (00:00 UTC) into outdir,
     named `<distribution_id>.YYYY-MM-DD-HH.<unique>[.gz]` as CloudFront names them,
     and `ground-truth.json`; return the ground truth. Records that happen after the
-    last hour are not written."""
+    last hour are not written. session_timeout_minutes only changes how the ground
+    truth counts sessions (match the pipeline's SESSION_TIMEOUT_MINUTES)."""
     if days < 1 or visitors_per_hour < 0 or not hosts:
         raise ValueError("need days >= 1, visitors_per_hour >= 0 and at least one host")
     outdir = Path(outdir)
@@ -956,7 +959,15 @@ def generate(
     end = begin + hours * 3600
     pending: dict[int, list[tuple]] = defaultdict(list)
     tally = _Tally(writer)
-    truth = GroundTruth(distribution_id, layout, seed, _stamp(begin), _stamp(end), list(hosts))
+    truth = GroundTruth(
+        distribution_id,
+        layout,
+        seed,
+        _stamp(begin),
+        _stamp(end),
+        list(hosts),
+        session_timeout_minutes,
+    )
     used_names: set[str] = set()
     for index in range(hours):
         hour_start = begin + index * 3600
@@ -1031,6 +1042,7 @@ def generate_file(
     distribution_id: str = DEFAULT_DISTRIBUTION,
     start: date = DEFAULT_START,
     hosts: tuple[str, ...] = DEFAULT_HOSTS,
+    session_timeout_minutes: int = 30,
 ) -> GroundTruth:
     """One large log file of exactly `lines` records (for benchmarks): the same
     simulation run hour after hour until it has enough, in one file. Returns the
@@ -1074,7 +1086,15 @@ def generate_file(
         if gz:
             out.close()
     end = begin + index * 3600
-    truth = GroundTruth(distribution_id, layout, seed, _stamp(begin), _stamp(end), list(hosts))
+    truth = GroundTruth(
+        distribution_id,
+        layout,
+        seed,
+        _stamp(begin),
+        _stamp(end),
+        list(hosts),
+        session_timeout_minutes,
+    )
     truth.log_files = [LogFile(path.name, _stamp(begin), _stamp(end), written, False)]
     truth.files = 1
     return tally.fill(truth)
