@@ -67,6 +67,12 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(tmp_path):
     assert first == again
     assert set(contents("c")).isdisjoint(set(contents("a")) - {GROUND_TRUTH_FILE})
     assert other.lines != first.lines
+    # Generating again into the same folder replaces the last run's files, no more.
+    (tmp_path / "a" / "notes.txt").write_text("mine")
+    assert generate.generate(tmp_path / "a", seed=4, **SMALL) == other
+    assert contents("a") == {**contents("c"), "notes.txt": b"mine"}
+    assert generate.load_ground_truth(tmp_path / "a") == other
+    assert generate.load_ground_truth(tmp_path / "nothing") is None
 
 
 def test_gzip_members_carry_no_time_or_name(day):

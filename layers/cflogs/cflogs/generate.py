@@ -866,6 +866,12 @@ class GroundTruth:
         return cls(**data)
 
 
+def load_ground_truth(outdir: str | os.PathLike) -> GroundTruth | None:
+    """The ground truth a generate() run left in outdir, if any."""
+    path = Path(outdir) / GROUND_TRUTH_FILE
+    return GroundTruth.from_json(path.read_text()) if path.exists() else None
+
+
 class _Tally:
     def __init__(self, writer: _Writer):
         self.writer = writer
@@ -950,6 +956,10 @@ def generate(
         raise ValueError("need days >= 1, visitors_per_hour >= 0 and at least one host")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    previous = load_ground_truth(outdir)
+    if previous:  # a new run replaces the files of the last one, and only those
+        for log_file in previous.log_files:
+            (outdir / log_file.name).unlink(missing_ok=True)
     simulation = _Simulation(Random(f"{seed}:simulation"), tuple(hosts), visitors_per_hour)
     writer = _Writer(Random(f"{seed}:records"), layout, distribution_id)
     files_rng = Random(f"{seed}:files")
