@@ -265,7 +265,7 @@ def _human_agent(rng: Random) -> tuple[str, str]:
             " Safari/604.1",
             "mobile",
         )
-    if roll < 0.855:  # an app's web view: full Chrome version and the Android build
+    if roll < 0.785:  # an app's web view: full Chrome version and the Android build
         release = rng.choice(("TP1A", "UP1A", "AP2A"))
         build = f"{release}.{rng.randrange(220000, 240999)}.0{rng.randrange(10, 40)}"
         return (
