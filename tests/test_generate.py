@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
@@ -73,6 +76,20 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(tmp_path):
     assert contents("a") == {**contents("c"), "notes.txt": b"mine"}
     assert generate.load_ground_truth(tmp_path / "a") == other
     assert generate.load_ground_truth(tmp_path / "nothing") is None
+
+
+def test_same_bytes_whatever_the_hash_seed_of_the_process(tmp_path):
+    script = (
+        "import sys; from cflogs.generate import generate; "
+        "generate(sys.argv[1], days=1, visitors_per_hour=8)"
+    )
+    for hash_seed in ("1", "2"):
+        environment = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / hash_seed)], env=environment, check=True
+        )
+    first, second = ({p.name: p.read_bytes() for p in (tmp_path / h).iterdir()} for h in "12")
+    assert first == second
 
 
 def test_gzip_members_carry_no_time_or_name(day):
