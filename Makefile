@@ -34,6 +34,9 @@ validate: $(STAMP) ## sam validate --lint on template.yaml
 build: $(STAMP) ## sam build: layer with aarch64 cp313 wheels, no Docker needed
 	$(BIN)/sam build --region us-east-1
 
+demo: $(STAMP) ## the whole pipeline locally on a generated week of logs; writes report.html
+	$(BIN)/cflogs demo
+
 invoke: $(STAMP) ## run a handler in-process: make invoke FN=IngestFunction EVENT=events/s3-put.json
 	$(BIN)/cflogs invoke $(FN) $(EVENT)
 

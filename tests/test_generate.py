@@ -15,6 +15,7 @@ from pathlib import Path
 from random import Random
 
 import pytest
+
 from cflogs import generate, ingest, parser
 from cflogs.enrich import user_agent_columns
 from cflogs.generate import (

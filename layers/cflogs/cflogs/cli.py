@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 from . import aws, db, ingest
@@ -29,6 +30,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("function", help="logical id, e.g. IngestFunction")
     p.add_argument("event", type=Path, help="event JSON file, e.g. events/s3-put.json")
     p.add_argument("--template", type=Path, default=Path("template.yaml"))
+
+    p = commands.add_parser("generate", help="write realistic sample CloudFront logs")
+    p.add_argument("outdir", type=Path)
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--visitors-per-hour", type=float, default=200)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--start", type=date.fromisoformat, help="first day, YYYY-MM-DD (UTC)")
+    p.add_argument("--distribution-id", default=None)
+    p.add_argument("--layout", type=int, default=33, help="fields per line: 12..33, or 39 (v2)")
+    p.add_argument("--host", action="append", dest="hosts", help="site host (repeatable)")
+    p.add_argument("--no-gzip", action="store_true")
+    p.add_argument("--lines", type=int, help="instead: one file of exactly N lines (benchmarks)")
+
+    p = commands.add_parser("report", help="print the analytics report (and write HTML)")
+    p.add_argument("--since", type=date.fromisoformat, help="first day, YYYY-MM-DD (UTC)")
+    p.add_argument("--until", type=date.fromisoformat, help="last day, inclusive")
+    p.add_argument("--host", help="only this site host")
+    p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained page")
+
+    p = commands.add_parser("demo", help="the whole pipeline on generated logs, locally")
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--visitors-per-hour", type=float, default=200)
+    p.add_argument("--data-dir", type=Path, default=Path(".cflogs/demo"))
+    p.add_argument("--html", type=Path, default=Path("report.html"))
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -157,6 +182,55 @@ def cmd_ingest(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_generate(args) -> int:
+    from . import generate
+
+    options = {"seed": args.seed, "layout": args.layout, "gz": not args.no_gzip}
+    if args.start:
+        options["start"] = args.start
+    if args.distribution_id:
+        options["distribution_id"] = args.distribution_id
+    if args.hosts:
+        options["hosts"] = tuple(args.hosts)
+    if args.lines:
+        args.outdir.mkdir(parents=True, exist_ok=True)
+        name = f"{options.get('distribution_id', generate.DEFAULT_DISTRIBUTION)}.bench.log"
+        path = args.outdir / (name + (".gz" if options["gz"] else ""))
+        truth = generate.generate_file(path, lines=args.lines, **options)
+    else:
+        truth = generate.generate(
+            args.outdir, days=args.days, visitors_per_hour=args.visitors_per_hour, **options
+        )
+    summary = {k: v for k, v in truth.as_dict().items() if not isinstance(v, list | dict)}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from . import report
+
+    with db.connect() as conn:
+        db.migrate(conn)
+        found = report.build(conn, report.Filters(args.since, args.until, args.host))
+    report.print_report(found)
+    if args.html:
+        args.html.write_text(report.render_html(found))
+        print(f"wrote {args.html}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from . import demo
+
+    checks = demo.run(
+        data_dir=args.data_dir,
+        days=args.days,
+        visitors_per_hour=args.visitors_per_hour,
+        html_path=args.html,
+    )
+    return 0 if all(got == expected for got, expected in checks.values()) else 1
+
+
 def cmd_invoke(args) -> int:
     from .invoke import invoke, read_event
 
@@ -165,7 +239,14 @@ def cmd_invoke(args) -> int:
     return 0
 
 
-COMMANDS = {"migrate": cmd_migrate, "ingest": cmd_ingest, "invoke": cmd_invoke}
+COMMANDS = {
+    "migrate": cmd_migrate,
+    "ingest": cmd_ingest,
+    "invoke": cmd_invoke,
+    "generate": cmd_generate,
+    "report": cmd_report,
+    "demo": cmd_demo,
+}
 
 
 if __name__ == "__main__":

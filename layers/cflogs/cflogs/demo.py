@@ -1,0 +1,171 @@
+"""`make demo`: the whole pipeline on a laptop. A generated week of CloudFront logs
+is put into an in-process S3 (moto's server mode); each put fires the real ingest
+handler with a real S3 event, as the bucket notification would; the stitch handler
+runs with its schedule event; the report is printed, written as HTML, and checked
+against the generator's ground truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from urllib.parse import quote_plus
+
+from . import aws, db, generate, report
+from .config import Settings
+from .invoke import LambdaContext, find_function, load_handler, read_event
+
+BUCKET = "cflogs-demo-logs"
+PREFIX = "cloudfront/"
+
+
+def s3_put_event(bucket: str, key: str, etag: str, size: int) -> dict:
+    """The notification S3 sends for a put (keys URL-encoded, as S3 does)."""
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {"key": quote_plus(key, safe="/"), "eTag": etag, "size": size},
+                },
+            }
+        ]
+    }
+
+
+class Functions:
+    """The template's functions, loaded once and called like Lambda would."""
+
+    def __init__(self, root: Path):
+        self.template = root / "template.yaml"
+        self._loaded: dict[str, tuple] = {}
+
+    def __call__(self, name: str, event: dict):
+        if name not in self._loaded:
+            function = find_function(self.template, name)
+            for key, value in function.environment.items():
+                if value:
+                    os.environ.setdefault(key, value)
+            self._loaded[name] = (load_handler(function), function)
+        handler, function = self._loaded[name]
+        return handler(event, LambdaContext(function.name, function.timeout_s))
+
+
+def _start_s3() -> object:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ[name] = "demo"
+    os.environ.pop("AWS_PROFILE", None)
+    aws.reset_clients()
+    return server
+
+
+def _sample_logs(folder: Path, days: int, visitors_per_hour: float, seed: int):
+    wanted = {"days": days, "visitors_per_hour": visitors_per_hour, "seed": seed}
+    marker = folder / "demo-parameters.json"
+    truth = generate.load_ground_truth(folder)
+    if truth and marker.exists() and json.loads(marker.read_text()) == wanted:
+        return truth, False
+    truth = generate.generate(folder, days=days, visitors_per_hour=visitors_per_hour, seed=seed)
+    marker.write_text(json.dumps(wanted))
+    return truth, True
+
+
+def run(
+    root: Path = Path("."),
+    data_dir: Path = Path(".cflogs/demo"),
+    days: int = 7,
+    visitors_per_hour: float = 200,
+    seed: int = 1,
+    html_path: Path | None = Path("report.html"),
+    console=None,
+) -> dict:
+    """Run the demo; returns the figures it checked: {name: (found, expected)}."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    console = console or Console()
+    root = root.resolve()
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("CFLOGS_DATA_DIR", str(data_dir))
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "cflogs-demo")
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "cflogs")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    started = time.perf_counter()
+
+    with console.status("generating a week of CloudFront logs"):
+        truth, fresh = _sample_logs(data_dir / "logs", days, visitors_per_hour, seed)
+    console.print(
+        f"{'generated' if fresh else 'reusing'} {truth.files} log files, {truth.lines:,} lines "
+        f"in {data_dir / 'logs'}"
+    )
+    settings = Settings.from_env()
+    with console.status("starting the embedded PostgreSQL and an in-process S3"):
+        conn = db.connect(settings, autocommit=True)
+        db.migrate(conn)
+        server = _start_s3()
+    functions = Functions(root)
+    try:
+        s3 = aws.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        files = truth.files_in_delivery_order()
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("put + IngestFunction", total=len(files))
+            for log_file in files:
+                body = (data_dir / "logs" / log_file.name).read_bytes()
+                key = PREFIX + log_file.name
+                put = s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+                event = s3_put_event(BUCKET, key, put["ETag"].strip('"'), len(body))
+                functions("IngestFunction", event)
+                progress.advance(task)
+        with console.status("StitchFunction"):
+            schedule = read_event(root / "events" / "schedule.json")
+            for _ in range(100):
+                result = functions("StitchFunction", schedule)
+                if not result.get("backlog"):
+                    break
+        found = report.build(conn)
+    finally:
+        server.stop()
+    report.print_report(found, console)
+    if html_path:
+        html_path.write_text(report.render_html(found))
+        console.print(f"HTML report: [bold]{html_path.resolve()}[/bold]")
+    checks = {
+        "human page views": (found.totals["page views"], truth.human_page_views),
+        "human visitors": (found.totals["visitors"], truth.human_visitors),
+        "sessions": (found.totals["sessions"], truth.sessions),
+    }
+    table = Table(title="checked against the generator's ground truth")
+    for column in ("figure", "pipeline", "ground truth", ""):
+        table.add_column(column)
+    for name, (got, expected) in checks.items():
+        mark = "[green]ok[/green]" if got == expected else "[red]differs[/red]"
+        table.add_row(name, f"{got:,}", f"{expected:,}", mark)
+    console.print(table)
+    console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
+    conn.close()
+    return checks
