@@ -193,7 +193,7 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
                     file_id,
                     rid,
                     ts,
-                    pipeline.visitors.visitor_id(host, ip, user_agent),
+                    pipeline.visitors.visitor_id(host, ip, user_agent, date),
                     host,
                     parser.decode(path),
                     query or None,
