@@ -19,6 +19,8 @@ from functools import cache, lru_cache
 import crawleruseragents
 import ua_parser
 import ua_parser_rs
+from ua_parser import OS, Device
+from ua_parser import UserAgent as UA
 from user_agents.parsers import (
     UserAgent,
     parse_browser,
@@ -40,8 +42,11 @@ COLUMNS = (
 CACHE_SIZE = 32768
 NAME_LENGTH = 100
 
-_BOT_URL = re.compile(r"\+https?://(?:www\.)?([^/;)\s]+)", re.IGNORECASE)
+_URL = re.compile(r"https?://(?:www\.)?([^/;)\s]+)", re.IGNORECASE)
 _FIRST_TOKEN = re.compile(r"[^\s/;()]+")
+_COMPATIBLE = re.compile(r"compatible;\s*(?!MSIE)([^;/()+]+)")
+_NAME = re.compile(rf"[A-Za-z0-9][\w .!@-]{{1,{NAME_LENGTH}}}")
+_GENERIC_NAMES = frozenset({"bot", "bots", "crawler", "spider", "robot", "webcrawler", "other"})
 
 
 class ExactResolver:
@@ -51,40 +56,61 @@ class ExactResolver:
     domain in one pass, but they treat bounded repetitions of 100 or more
     (`.{0,100}`) as unbounded, so such an entry can match where Python's `re`,
     and so the legacy parser that `user-agents` uses, does not (a token after
-    the 100th character). Here Rust names the index of the first candidate;
-    that entry's own Python matcher confirms it and builds the result, and on a
-    rare miss the entries after it are tried in Python."""
+    the 100th character). Those entries answer with their index instead of a
+    result; the entry's own Python matcher then confirms it and builds the
+    result, and on a miss the entries after it are tried in Python. Every other
+    entry's result comes straight from Rust."""
 
     def __init__(self, matchers: ua_parser.Matchers):
         agents, systems, devices = matchers
         self.domains = (
-            (_indexed(ua_parser_rs.UserAgentExtractor, agents), agents),
-            (_indexed(ua_parser_rs.OSExtractor, systems), systems),
+            (self._extractor(ua_parser_rs.UserAgentExtractor, agents, _UA_FIELDS), agents, UA),
+            (self._extractor(ua_parser_rs.OSExtractor, systems, _UA_FIELDS), systems, OS),
             (
-                ua_parser_rs.DeviceExtractor(
-                    (m.regex, m.regex_flag, str(i), None, None) for i, m in enumerate(devices)
-                ),
+                self._extractor(ua_parser_rs.DeviceExtractor, devices, _DEVICE_FIELDS),
                 devices,
+                Device,
             ),
         )
 
+    @staticmethod
+    def _extractor(kind, matchers, fields):
+        entries = []
+        for i, matcher in enumerate(matchers):
+            entry = [getattr(matcher, name) for name in fields]
+            if _UNBOUNDED_IN_RUST.search(matcher.regex):
+                family = fields.index("family")
+                entry[family + 1 :] = [None] * (len(fields) - family - 1)
+                entry[family] = f"{_SENTINEL}{i}"
+            entries.append(tuple(entry))
+        return kind(entries)
+
     def __call__(self, user_agent: str) -> tuple:
         """(ua_parser UserAgent, OS, Device), each None where nothing matched."""
-        return tuple(_first(ex, matchers, user_agent) for ex, matchers in self.domains)
+        return tuple(
+            _resolve(extractor, matchers, result, user_agent)
+            for extractor, matchers, result in self.domains
+        )
 
 
-def _indexed(extractor, matchers):
-    return extractor((m.regex, str(i), None, None, None, None) for i, m in enumerate(matchers))
+_UA_FIELDS = ("regex", "family", "major", "minor", "patch", "patch_minor")
+_DEVICE_FIELDS = ("regex", "regex_flag", "family", "brand", "model")
+_UNBOUNDED_IN_RUST = re.compile(r"\{\d*,?\d{3,}\}")
+_SENTINEL = "\x00"
 
 
-def _first(extractor, matchers, user_agent: str):
+def _resolve(extractor, matchers, result, user_agent: str):
     found = extractor.extract(user_agent)
     if found is None:
         return None
-    for matcher in matchers[int(found.family) :]:
-        result = matcher(user_agent)
-        if result is not None:
-            return result
+    if not found.family.startswith(_SENTINEL):
+        if result is Device:
+            return Device(found.family, found.brand, found.model)
+        return result(found.family, found.major, found.minor, found.patch, found.patch_minor)
+    for matcher in matchers[int(found.family[1:]) :]:
+        confirmed = matcher(user_agent)
+        if confirmed is not None:
+            return confirmed
     return None
 
 
@@ -142,30 +168,42 @@ def crawler_match(user_agent: str) -> str | None:
     return found.family if found else None
 
 
-def _clean_name(text: str) -> str | None:
-    name = text.strip(" /;:,()+-_.")
-    return name[:NAME_LENGTH] or None
-
-
 def bot_name(user_agent: str, ua: UserAgent) -> tuple[bool, str | None]:
     """(is_bot, name) by the rules in the module docstring; name where known."""
     if not user_agent.strip():
         return True, None
     crawler = crawler_match(user_agent)
-    if ua.is_bot:
-        if ua.browser.family != "Other":
-            return True, ua.browser.family
-        return True, _clean_name(crawler) if crawler else None
-    if crawler:
-        return True, _clean_name(crawler)
-    url = _BOT_URL.search(user_agent)
-    if url:
-        return True, _clean_name(url.group(1))
-    recognised = (ua.browser.family, ua.os.family, ua.device.family) != ("Other",) * 3
-    if not recognised and not user_agent.startswith("Mozilla/"):
-        token = _FIRST_TOKEN.search(user_agent)
-        return True, _clean_name(token.group(0)) if token else None
-    return False, None
+    if not (
+        ua.is_bot
+        or crawler
+        or "+http" in user_agent
+        or (
+            (ua.browser.family, ua.os.family, ua.device.family) == ("Other", "Other", "Other")
+            and not user_agent.startswith("Mozilla/")
+        )
+    ):
+        return False, None
+    return True, _name(user_agent, ua, crawler)
+
+
+def _name(user_agent: str, ua: UserAgent, crawler: str | None) -> str | None:
+    """The first plausible name: the crawler pattern's match, ua-parser's spider
+    family, the `compatible; Name/1.0` token, the leading product token of a
+    non-browser string, or the host of a URL in it."""
+    compatible = _COMPATIBLE.search(user_agent)
+    url = _URL.search(user_agent)
+    token = _FIRST_TOKEN.match(user_agent)
+    for candidate in (
+        crawler,
+        ua.browser.family if ua.is_bot else None,
+        compatible.group(1) if compatible else None,
+        token.group(0) if token and token.group(0) != "Mozilla" else None,
+        url.group(1) if url else None,
+    ):
+        name = (candidate or "").strip(" /;:,()+-_.")
+        if _NAME.fullmatch(name) and name.lower() not in _GENERIC_NAMES:
+            return name
+    return None
 
 
 def device_type(ua: UserAgent, is_bot: bool) -> str:

@@ -37,21 +37,23 @@ class VisitorIds:
             raise ValueError(f"VISITOR_ID_MODE must be one of {', '.join(MODES)}, not {mode!r}")
         self._key = blake2b(key, digest_size=32).digest()
         self.mode = mode
-        self._day_key = lru_cache(maxsize=64)(self._derive_day_key)
+        # Keyed hashers are set up once and copied per id (cheaper than keying each time).
+        self._stable = blake2b(key=self._key, digest_size=8)
+        self._daily = lru_cache(maxsize=64)(self._day_hasher)
 
-    def _derive_day_key(self, date: str) -> bytes:
-        return blake2b(date.encode(), key=self._key, digest_size=32, person=b"cflogs-day").digest()
+    def _day_hasher(self, date: str):
+        day_key = blake2b(date.encode(), key=self._key, digest_size=32, person=b"cflogs-day")
+        return blake2b(key=day_key.digest(), digest_size=8)
 
     def visitor_id(self, host: str, ip: str, user_agent: str, date: str | None = None) -> int:
-        data = f"{host}\x00{ip}\x00{user_agent}".encode()
         if self.mode == "daily":
             if not date:
                 raise ValueError("daily visitor ids need the request's date")
-            key = self._day_key(date)
+            hasher = self._daily(date).copy()
         else:
-            key = self._key
-        digest = blake2b(data, key=key, digest_size=8).digest()
-        return int.from_bytes(digest, "big", signed=True)
+            hasher = self._stable.copy()
+        hasher.update(f"{host}\x00{ip}\x00{user_agent}".encode())
+        return int.from_bytes(hasher.digest(), "big", signed=True)
 
 
 def load_key(settings: Settings) -> bytes:
