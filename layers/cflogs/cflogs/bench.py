@@ -108,13 +108,7 @@ def user_agent_pool(rng: random.Random, size: int) -> list[str]:
             )
         elif kind < 0.9:
             version = f"{rng.randint(100, 132)}.{rng.randint(0, 3)}"
-            platform = rng.choice(
-                (
-                    "Windows NT 10.0; Win64; x64",
-                    "X11; Linux x86_64",
-                    "Macintosh; Intel Mac OS X 10.15",
-                )
-            )
+            platform = rng.choice(DESKTOPS)
             pool.add(f"Mozilla/5.0 ({platform}; rv:{version}) Gecko/20100101 Firefox/{version}")
         else:
             pool.add(
