@@ -3,8 +3,8 @@ but fed by ua-parser 1.x's native resolver (ua-parser-rs) instead of the legacy
 pure-python parser it imports (ten times slower); and bots.
 
 A user agent is a bot when any of these says so:
-- `user-agents` (ua-parser's device family `Spider`);
 - the `crawler-user-agents` list (about 1,500 patterns, matched in one pass);
+- `user-agents` (ua-parser's device family `Spider`);
 - an empty user agent (every browser sends one);
 - `+http://` or `+https://` in it, the crawler convention for "about this bot";
 - nothing in it recognised at all: no browser, OS or device family, and not a
@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import re
 from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 
 import crawleruseragents
 import ua_parser
 import ua_parser_rs
 from ua_parser import OS, Device
 from ua_parser import UserAgent as UA
-from user_agents.parsers import (
-    UserAgent,
-    parse_browser,
-    parse_device,
-    parse_operating_system,
-)
+
+if TYPE_CHECKING:
+    from user_agents.parsers import UserAgent
 
 COLUMNS = (
     "is_bot",
@@ -120,34 +118,43 @@ def _resolver() -> ExactResolver:
     return ExactResolver(ua_parser.load_lazy_builtins())
 
 
-class FastUserAgent(UserAgent):
+@cache
+def _user_agent_class() -> type[UserAgent]:
     """`user_agents.parsers.UserAgent` with its browser, OS and device taken from
-    ua-parser 1.x: every property (is_mobile, is_tablet, is_pc, is_bot...) is the
-    library's own code on the same values the legacy parser would give."""
+    ExactResolver: every property (is_mobile, is_tablet, is_pc, is_bot...) is the
+    library's own code on the values the legacy parser would give. Defined on
+    first use: importing user_agents compiles the legacy parser's regexes
+    (0.2 s or more), which a cold start that ingests nothing need not pay."""
+    from user_agents import parsers
 
-    def __init__(self, user_agent_string: str):
-        browser, os, device = _resolver()(user_agent_string)
-        self.ua_string = user_agent_string
-        self.browser = (
-            parse_browser(browser.family, browser.major, browser.minor, browser.patch)
-            if browser
-            else parse_browser("Other")
-        )
-        self.os = (
-            parse_operating_system(os.family, os.major, os.minor, os.patch, os.patch_minor)
-            if os
-            else parse_operating_system("Other")
-        )
-        self.device = (
-            parse_device(device.family, device.brand, device.model)
-            if device
-            else parse_device("Other", None, None)
-        )
+    class FastUserAgent(parsers.UserAgent):
+        def __init__(self, user_agent_string: str):
+            browser, system, device = _resolver()(user_agent_string)
+            self.ua_string = user_agent_string
+            self.browser = (
+                parsers.parse_browser(browser.family, browser.major, browser.minor, browser.patch)
+                if browser
+                else parsers.parse_browser("Other")
+            )
+            self.os = (
+                parsers.parse_operating_system(
+                    system.family, system.major, system.minor, system.patch, system.patch_minor
+                )
+                if system
+                else parsers.parse_operating_system("Other")
+            )
+            self.device = (
+                parsers.parse_device(device.family, device.brand, device.model)
+                if device
+                else parsers.parse_device("Other", None, None)
+            )
+
+    return FastUserAgent
 
 
 def parse(user_agent: str) -> UserAgent:
     """What `user_agents.parse` returns, only faster (and not cached: see columns)."""
-    return FastUserAgent(user_agent)
+    return _user_agent_class()(user_agent)
 
 
 @cache
@@ -221,7 +228,7 @@ def device_type(ua: UserAgent, is_bot: bool) -> str:
 @lru_cache(maxsize=CACHE_SIZE)
 def columns(user_agent: str) -> tuple:
     """The COLUMNS of one user agent, cached by the raw string."""
-    ua = FastUserAgent(user_agent)
+    ua = parse(user_agent)
     is_bot, name = bot_name(user_agent, ua)
     return (
         is_bot,
