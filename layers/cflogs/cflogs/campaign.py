@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, unquote
 
 COLUMNS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "click_id")
 UTM = COLUMNS[:5]
-CACHE_SIZE = 32768
+CACHE_SIZE = 8192
 VALUE_LENGTH = 500
 
 # Click id parameter -> (platform, category it implies), in order of preference.

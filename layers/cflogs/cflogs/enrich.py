@@ -9,6 +9,9 @@ from .config import Settings
 
 # The page_views columns an Enricher fills, in this order.
 COLUMNS = useragent.COLUMNS + geo.COLUMNS + referrer.COLUMNS + campaign.COLUMNS
+# Longer inputs (user agents can reach 20 KB) are looked up without entering the
+# caches, so that a file of huge distinct values cannot grow memory.
+LONGEST_CACHED = 1024
 
 
 class Enricher:
@@ -20,6 +23,8 @@ class Enricher:
         self.settings = settings
         self.referrers = referrer.Referrers.from_settings(settings)
         self._geo: geo.GeoIP | None = None
+        self._cached = (useragent.columns, self.referrers.columns, campaign.parse)
+        self._uncached = tuple(function.__wrapped__ for function in self._cached)
 
     @property
     def geo(self) -> geo.GeoIP:
@@ -34,11 +39,17 @@ class Enricher:
         """The COLUMNS of one page view. Inputs as ingest has them: user agent and
         referrer decoded, query with CloudFront's extra encoding removed (the
         client's own intact), ip raw; '' for none."""
-        utm, hint, platform = campaign.parse(query)
-        source = self.referrers.columns(referrer, host)
+        long = (
+            len(user_agent) > LONGEST_CACHED
+            or len(referrer) > LONGEST_CACHED
+            or len(query) > LONGEST_CACHED
+        )
+        agent_columns, referrer_columns, parse_campaign = self._uncached if long else self._cached
+        utm, hint, platform = parse_campaign(query)
+        source = referrer_columns(referrer, host)
         if hint is not None:
             source = campaign.apply(source, hint, platform)
-        return useragent.columns(user_agent) + self.geo.lookup(ip) + source + utm
+        return agent_columns(user_agent) + self.geo.lookup(ip) + source + utm
 
     def close(self) -> None:
         if self._geo is not None:

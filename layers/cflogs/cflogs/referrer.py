@@ -20,7 +20,7 @@ import yaml
 
 COLUMNS = ("referrer_host", "referrer_path", "referrer_category", "referrer_source", "search_terms")
 CATEGORIES = ("direct", "internal", "search", "social", "email", "ai", "paid", "referral")
-CACHE_SIZE = 32768
+CACHE_SIZE = 8192
 TERMS_LENGTH = 500
 DIRECT = (None, None, "direct", None, None)
 # A `name.*` domain matches `name` followed by at most this many labels of at

@@ -37,7 +37,7 @@ COLUMNS = (
     "os",
     "os_version",
 )
-CACHE_SIZE = 32768
+CACHE_SIZE = 16384
 NAME_LENGTH = 100
 
 _URL = re.compile(r"https?://(?:www\.)?([^/;)\s]+)", re.IGNORECASE)
