@@ -45,6 +45,12 @@ _FIRST_TOKEN = re.compile(r"[^\s/;()]+")
 _COMPATIBLE = re.compile(r"compatible;\s*(?!MSIE)([^;/()+]+)")
 _NAME = re.compile(rf"[A-Za-z0-9][\w .!@-]{{1,{NAME_LENGTH}}}")
 _GENERIC_NAMES = frozenset({"bot", "bots", "crawler", "spider", "robot", "webcrawler", "other"})
+# ua-parser matcher fields, in the order ua-parser-rs extractors take them
+_UA_FIELDS = ("regex", "family", "major", "minor", "patch", "patch_minor")
+_DEVICE_FIELDS = ("regex", "regex_flag", "family", "brand", "model")
+# ua-parser-rs widens `{m,n}` with n of 100 or more to unbounded
+_UNBOUNDED_IN_RUST = re.compile(r"\{\d*,?\d{3,}\}")
+_SENTINEL = "\x00"
 
 
 class ExactResolver:
@@ -89,12 +95,6 @@ class ExactResolver:
             _resolve(extractor, matchers, result, user_agent)
             for extractor, matchers, result in self.domains
         )
-
-
-_UA_FIELDS = ("regex", "family", "major", "minor", "patch", "patch_minor")
-_DEVICE_FIELDS = ("regex", "regex_flag", "family", "brand", "model")
-_UNBOUNDED_IN_RUST = re.compile(r"\{\d*,?\d{3,}\}")
-_SENTINEL = "\x00"
 
 
 def _resolve(extractor, matchers, result, user_agent: str):
@@ -214,6 +214,7 @@ def _name(user_agent: str, ua: UserAgent, crawler: str | None) -> str | None:
 
 
 def device_type(ua: UserAgent, is_bot: bool) -> str:
+    """desktop, mobile, tablet, bot or other, by user-agents' own tests."""
     if is_bot:
         return "bot"
     if ua.is_tablet:
