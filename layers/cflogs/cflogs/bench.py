@@ -12,6 +12,7 @@ import argparse
 import gzip
 import io
 import random
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -287,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{name:36s} {count / median:>9,.0f} {unit}/s (median of {options.runs}, "
             f"best {count / best:,.0f}; per CPU second {count / median_cpu:,.0f})"
         )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak:,.0f} MB (building the synthetic file included)")
 
 
 if __name__ == "__main__":
