@@ -140,7 +140,9 @@ def synthetic_log(lines: int, distinct_agents: int = 5000, distinct_ips: int = 8
     ip_column = rng.choices(ips, ip_weights, k=lines)
     referrer_column = rng.choices(referrers, referrer_weights, k=lines)
     query_column = rng.choices(queries, query_weights, k=lines)
-    out = io.StringIO()
+    buffer = io.BytesIO()
+    compressed = gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0)
+    out = io.TextIOWrapper(compressed, encoding="utf-8", newline="\n")
     out.write(f"#Version: 1.0\n#Fields: {' '.join(FIELDS)}\n")
     for i in range(lines):
         moment = start + timedelta(seconds=rng.randrange(3600))
@@ -195,7 +197,8 @@ def synthetic_log(lines: int, distinct_agents: int = 5000, distinct_ips: int = 8
             )
         )
         out.write("\n")
-    return gzip.compress(out.getvalue().encode(), compresslevel=6, mtime=0)
+    out.close()  # closes the gzip stream too, not the buffer
+    return buffer.getvalue()
 
 
 def parser_encode(text: str) -> str:
