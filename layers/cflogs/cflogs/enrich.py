@@ -1,119 +1,57 @@
 """Enrichment of page views: who (user agent, bot), where (GeoIP), how they came
-(referrer, campaign). Every lookup is cached by its raw input."""
+(referrer, campaign). Every lookup is cached by its raw input; see useragent.py,
+geo.py, referrer.py and campaign.py for the rules."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from urllib.parse import parse_qs, urlsplit
-
-from user_agents import parse as parse_user_agent
-
+from . import campaign, geo, referrer, useragent
 from .config import Settings
 
 # The page_views columns an Enricher fills, in this order.
-COLUMNS = (
-    "is_bot",
-    "bot_name",
-    "device_type",
-    "device_brand",
-    "device_model",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "country_code",
-    "country",
-    "region",
-    "city",
-    "referrer_host",
-    "referrer_path",
-    "referrer_category",
-    "referrer_source",
-    "search_terms",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "click_id",
-)
-
-
-@lru_cache(maxsize=65536)
-def user_agent_columns(user_agent: str) -> tuple:
-    """is_bot, bot_name, device_type, device_brand, device_model, browser,
-    browser_version, os, os_version."""
-    ua = parse_user_agent(user_agent)
-    if ua.is_bot:
-        device = "bot"
-    elif ua.is_tablet:
-        device = "tablet"
-    elif ua.is_mobile:
-        device = "mobile"
-    elif ua.is_pc:
-        device = "desktop"
-    else:
-        device = "other"
-    return (
-        ua.is_bot,
-        ua.browser.family if ua.is_bot else None,
-        device,
-        ua.device.brand,
-        ua.device.model,
-        ua.browser.family,
-        ua.browser.version_string or None,
-        ua.os.family,
-        ua.os.version_string or None,
-    )
-
-
-@lru_cache(maxsize=65536)
-def referrer_columns(referrer: str, host: str) -> tuple:
-    """referrer_host, referrer_path, referrer_category, referrer_source, search_terms."""
-    if not referrer:
-        return (None, None, "direct", None, None)
-    try:
-        parts = urlsplit(referrer)
-    except ValueError:
-        return (None, None, "referral", None, None)
-    ref_host = (parts.hostname or "").lower() or None
-    category = "internal" if ref_host == host.lower() else "referral"
-    return (ref_host, parts.path or None, category, None, None)
-
-
-@lru_cache(maxsize=65536)
-def campaign_columns(query: str) -> tuple:
-    """utm_source, utm_medium, utm_campaign, utm_term, utm_content, click_id."""
-    if not query or "=" not in query:
-        return (None,) * 6
-    params = parse_qs(query)
-
-    def first(name: str) -> str | None:
-        values = params.get(name)
-        return values[0] if values else None
-
-    return (
-        first("utm_source"),
-        first("utm_medium"),
-        first("utm_campaign"),
-        first("utm_term"),
-        first("utm_content"),
-        first("gclid") or first("fbclid") or first("msclkid"),
-    )
+COLUMNS = useragent.COLUMNS + geo.COLUMNS + referrer.COLUMNS + campaign.COLUMNS
+# Longer inputs (user agents can reach 20 KB) are looked up without entering the
+# caches, so that a file of huge distinct values cannot grow memory.
+LONGEST_CACHED = 1024
 
 
 class Enricher:
+    """Built once per process from Settings. The GeoIP database is opened (or
+    downloaded) on the first page view, so that a cold start that ingests nothing
+    does not pay for it."""
+
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.referrers = referrer.Referrers.from_settings(settings)
+        self._geo: geo.GeoIP | None = None
+        self._cached = (useragent.columns, self.referrers.columns, campaign.parse)
+        self._uncached = tuple(function.__wrapped__ for function in self._cached)
+
+    @property
+    def geo(self) -> geo.GeoIP:
+        if self._geo is None:
+            self._geo = geo.GeoIP.from_settings(self.settings)
+        return self._geo
 
     def is_bot(self, user_agent: str) -> bool:
-        return user_agent_columns(user_agent)[0]
+        return useragent.columns(user_agent)[0]
 
     def columns(self, host: str, query: str, referrer: str, user_agent: str, ip: str) -> tuple:
-        """The COLUMNS of one page view; inputs already decoded (DESIGN.md step 3)."""
-        return (
-            user_agent_columns(user_agent)
-            + (None, None, None, None)
-            + referrer_columns(referrer, host)
-            + campaign_columns(query)
+        """The COLUMNS of one page view. Inputs as ingest has them: user agent and
+        referrer decoded, query with CloudFront's extra encoding removed (the
+        client's own intact), ip raw; '' for none."""
+        long = (
+            len(user_agent) > LONGEST_CACHED
+            or len(referrer) > LONGEST_CACHED
+            or len(query) > LONGEST_CACHED
         )
+        agent_columns, referrer_columns, parse_campaign = self._uncached if long else self._cached
+        utm, hint, platform = parse_campaign(query)
+        source = referrer_columns(referrer, host)
+        if hint is not None:
+            source = campaign.apply(source, hint, platform)
+        return agent_columns(user_agent) + self.geo.lookup(ip) + source + utm
+
+    def close(self) -> None:
+        if self._geo is not None:
+            self._geo.close()
+            self._geo = None

@@ -172,70 +172,14 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
     )
     stats = parser.Stats()
     known = known_months(conn)
-    missing: set[str] = set()
-    traffic: dict[tuple, list[int]] = {}
-    pages = bots = assets = 0
-    first = last = None
-    enrich_columns = pipeline.enricher.columns
-    visitor_id = pipeline.visitors.visitor_id
-    decode = parser.decode
-
     columns = sql.SQL(", ").join(map(sql.Identifier, PAGE_VIEW_COLUMNS))
     with (
         source.open() as stream,
         conn.cursor().copy(sql.SQL("COPY page_views ({}) FROM STDIN").format(columns)) as copy,
     ):
-        for record in parser.parse(parser.open_lines(stream), stats):
-            date, time_, edge, sent, ip, method, host, path, status, *_, content_type, result = (
-                record
-            )
-            stamp = (date, time_)
-            if first is None or stamp < first:
-                first = stamp
-            if last is None or stamp > last:
-                last = stamp
-            kind = kind_of(method, status, content_type, path)
-            key = (date, time_[:2], host, edge, status // 100, kind)
-            hit = 1 if result in CACHE_HITS else 0
-            slot = traffic.get(key)
-            if slot is None:
-                traffic[key] = [1, sent, hit]
-            else:
-                slot[0] += 1
-                slot[1] += sent
-                slot[2] += hit
-            if kind is not PAGE:
-                if kind is ASSET:
-                    assets += 1
-                continue
-            if date[:7] not in known:
-                missing.add(date[:7])
-                continue
-            pages += 1
-            referrer, ua, query, request_id, taken = record[9:14]
-            user_agent = decode(ua)
-            query = parser.decode_query(query)
-            enriched = enrich_columns(host, query, decode(referrer), user_agent, ip)
-            if enriched[0]:
-                bots += 1
-            copy.write_row(
-                (
-                    file_id,
-                    request_id,
-                    f"{date} {time_}+00",
-                    visitor_id(host, ip, user_agent),
-                    host,
-                    decode(path),
-                    query or None,
-                    status,
-                    sent,
-                    _seconds(taken),
-                    edge,
-                    *enriched,
-                )
-            )
-        if missing:
-            raise _MissingPartitions(missing)
+        tally = read_records(stream, file_id, pipeline, stats, copy.write_row, known)
+        if tally.missing_months:
+            raise _MissingPartitions(tally.missing_months)
 
     conn.execute(
         """INSERT INTO dirty_visitors (visitor_id, first_ts, last_ts)
@@ -243,20 +187,20 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
            WHERE file_id = %s AND NOT is_bot GROUP BY visitor_id""",
         (file_id,),
     )
-    _replace_traffic(conn, file_id, traffic)
+    _replace_traffic(conn, file_id, tally.traffic)
 
     result = FileResult(
         source.bucket,
         source.key,
         "done",
         lines=stats.lines,
-        page_views=pages,
-        bot_page_views=bots,
-        assets=assets,
+        page_views=tally.pages,
+        bot_page_views=tally.bots,
+        assets=tally.assets,
         rejected=stats.rejected_total,
         rejected_by_reason=dict(stats.rejected),
-        first_ts=f"{first[0]} {first[1]}+00" if first else None,
-        last_ts=f"{last[0]} {last[1]}+00" if last else None,
+        first_ts=f"{tally.first[0]} {tally.first[1]}+00" if tally.first else None,
+        last_ts=f"{tally.last[0]} {tally.last[1]}+00" if tally.last else None,
     )
     if stats.rejected:
         log.warning(
@@ -281,6 +225,90 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
         ),
     )
     return result
+
+
+@dataclass
+class Tally:
+    """What reading one object counted besides its page view rows."""
+
+    traffic: dict[tuple, list[int]] = field(default_factory=dict)
+    pages: int = 0
+    bots: int = 0
+    assets: int = 0
+    first: tuple[str, str] | None = None
+    last: tuple[str, str] | None = None
+    missing_months: set[str] = field(default_factory=set)
+
+
+def read_records(
+    stream: BinaryIO,
+    file_id: int,
+    pipeline: Pipeline,
+    stats: parser.Stats,
+    write_row: Callable[[tuple], object],
+    months: set[str] | None = None,
+) -> Tally:
+    """The per-line work of a load, without the database: every request counted into
+    the hourly rollup, every page view enriched and handed to write_row as a row in
+    PAGE_VIEW_COLUMNS order. Page views of a month not in `months` (when given) are
+    not written but noted in missing_months."""
+    tally = Tally()
+    traffic = tally.traffic
+    first = last = None
+    pages = bots = assets = 0
+    enrich_columns = pipeline.enricher.columns
+    visitor_id = pipeline.visitors.visitor_id
+    decode = parser.decode
+    for record in parser.parse(parser.open_lines(stream), stats):
+        date, time_, edge, sent, ip, method, host, path, status, *_, content_type, result = record
+        stamp = (date, time_)
+        if first is None or stamp < first:
+            first = stamp
+        if last is None or stamp > last:
+            last = stamp
+        kind = kind_of(method, status, content_type, path)
+        key = (date, time_[:2], host, edge, status // 100, kind)
+        hit = 1 if result in CACHE_HITS else 0
+        slot = traffic.get(key)
+        if slot is None:
+            traffic[key] = [1, sent, hit]
+        else:
+            slot[0] += 1
+            slot[1] += sent
+            slot[2] += hit
+        if kind is not PAGE:
+            if kind is ASSET:
+                assets += 1
+            continue
+        if months is not None and date[:7] not in months:
+            tally.missing_months.add(date[:7])
+            continue
+        pages += 1
+        referrer, ua, query, request_id, taken = record[9:14]
+        user_agent = decode(ua)
+        query = parser.decode_query(query)
+        enriched = enrich_columns(host, query, decode(referrer), user_agent, ip)
+        if enriched[0]:
+            bots += 1
+        write_row(
+            (
+                file_id,
+                request_id,
+                f"{date} {time_}+00",
+                visitor_id(host, ip, user_agent, date),
+                host,
+                decode(path),
+                query or None,
+                status,
+                sent,
+                _seconds(taken),
+                edge,
+                *enriched,
+            )
+        )
+    tally.first, tally.last = first, last
+    tally.pages, tally.bots, tally.assets = pages, bots, assets
+    return tally
 
 
 def _seconds(value: str) -> float | None:

@@ -1,5 +1,12 @@
 """Visitor ids: a keyed BLAKE2b hash of host, client IP and user agent.
 
+Modes (VISITOR_ID_MODE): `stable` (default), one id per host, IP and user agent
+for as long as the key stays; `daily`, the hash key is derived from the secret
+and the request's UTC date, so the same person gets a new id every day: visitors
+last one day, a session that crosses midnight UTC becomes two, and ids of
+different days cannot be linked without the secret. Derived, not random and
+forgotten, so that re-ingesting a file gives the same ids.
+
 The key never comes from code: Secrets Manager in AWS (VISITOR_ID_SECRET_ARN),
 the environment (VISITOR_ID_SECRET), or a random key file generated once in the
 local data folder. No raw IP, nor an unkeyed hash of one, is stored or logged."""
@@ -8,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from functools import lru_cache
 from hashlib import blake2b
 from pathlib import Path
 
@@ -15,20 +23,37 @@ from . import aws
 from .config import Settings, in_lambda
 
 KEY_FILE = "visitor-id.key"
+MODES = ("stable", "daily")
 
 
 class VisitorIds:
-    """visitor_id(host, ip, user_agent) -> signed 64-bit int (fits a bigint column)."""
+    """visitor_id(host, ip, user_agent, date) -> signed 64-bit int (fits a bigint
+    column); date ('YYYY-MM-DD', UTC) is required in daily mode, unused otherwise."""
 
-    def __init__(self, key: bytes):
+    def __init__(self, key: bytes, mode: str = "stable"):
         if len(key) < 16:
             raise ValueError("the visitor id key must be at least 16 bytes")
+        if mode not in MODES:
+            raise ValueError(f"VISITOR_ID_MODE must be one of {', '.join(MODES)}, not {mode!r}")
         self._key = blake2b(key, digest_size=32).digest()
+        self.mode = mode
+        # Keyed hashers are set up once and copied per id (cheaper than keying each time).
+        self._stable = blake2b(key=self._key, digest_size=8)
+        self._daily = lru_cache(maxsize=64)(self._day_hasher)
 
-    def visitor_id(self, host: str, ip: str, user_agent: str) -> int:
-        data = f"{host}\x00{ip}\x00{user_agent}".encode()
-        digest = blake2b(data, key=self._key, digest_size=8).digest()
-        return int.from_bytes(digest, "big", signed=True)
+    def _day_hasher(self, date: str):
+        day_key = blake2b(date.encode(), key=self._key, digest_size=32, person=b"cflogs-day")
+        return blake2b(key=day_key.digest(), digest_size=8)
+
+    def visitor_id(self, host: str, ip: str, user_agent: str, date: str | None = None) -> int:
+        if self.mode == "daily":
+            if not date:
+                raise ValueError("daily visitor ids need the request's date")
+            hasher = self._daily(date).copy()
+        else:
+            hasher = self._stable.copy()
+        hasher.update(f"{host}\x00{ip}\x00{user_agent}".encode())
+        return int.from_bytes(hasher.digest(), "big", signed=True)
 
 
 def load_key(settings: Settings) -> bytes:
@@ -51,4 +76,4 @@ def _local_key(path: Path) -> bytes:
 
 
 def visitor_ids(settings: Settings) -> VisitorIds:
-    return VisitorIds(load_key(settings))
+    return VisitorIds(load_key(settings), settings.visitor_id_mode)

@@ -1,0 +1,39 @@
+"""A small real MaxMind City database for tests, written with mmdb-writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
+
+# network -> (country code, country, region, city)
+PLACES = {
+    "198.51.100.0/24": ("DE", "Germany", "Bavaria", "Munich"),
+    "203.0.113.0/25": ("BR", "Brazil", "São Paulo", "Campinas"),
+    "2001:db8:1::/48": ("JP", "Japan", "Tokyo", "Tokyo"),
+    "2001:db8:2::/48": ("FR", "France", None, None),
+}
+
+
+def record(code: str, country: str, region: str | None, city: str | None) -> dict:
+    data: dict = {"country": {"iso_code": code, "names": {"en": country}}}
+    if region:
+        data["subdivisions"] = [{"iso_code": region[:2].upper(), "names": {"en": region}}]
+    if city:
+        data["city"] = {"names": {"en": city}}
+    return data
+
+
+def write_city_db(path: Path, database_type: str = "GeoLite2-City") -> Path:
+    writer = MMDBWriter(
+        ip_version=6,
+        ipv4_compatible=True,
+        database_type=database_type,
+        languages=["en"],
+        description="cflogs test places",
+    )
+    for network, place in PLACES.items():
+        writer.insert_network(IPSet([network]), record(*place))
+    writer.to_db_file(str(path))
+    return path

@@ -1,0 +1,65 @@
+"""The Enricher as ingest uses it: one tuple of COLUMNS per page view."""
+
+from __future__ import annotations
+
+from cflogs import useragent
+from cflogs.config import Settings
+from cflogs.enrich import COLUMNS, LONGEST_CACHED, Enricher
+from tests import agents
+
+HOST = "www.example.com"
+
+
+def test_columns_in_order():
+    enricher = Enricher(Settings(own_domains=("example.org",)))
+    values = enricher.columns(
+        HOST,
+        "utm_source=hn&utm_campaign=launch&msclkid=42",
+        "https://www.bing.com/search?q=cdn+analytics",
+        agents.TABLET[0][0],
+        "192.0.2.1",
+    )
+    assert dict(zip(COLUMNS, values, strict=True)) == {
+        "is_bot": False,
+        "bot_name": None,
+        "device_type": "tablet",
+        "device_brand": "Apple",
+        "device_model": "iPad",
+        "browser": "Mobile Safari",
+        "browser_version": "17.4.1",
+        "os": "iOS",
+        "os_version": "17.4.1",
+        "country_code": None,
+        "country": None,
+        "region": None,
+        "city": None,
+        "referrer_host": "www.bing.com",
+        "referrer_path": "/search",
+        "referrer_category": "paid",
+        "referrer_source": "Bing",
+        "search_terms": "cdn analytics",
+        "utm_source": "hn",
+        "utm_medium": None,
+        "utm_campaign": "launch",
+        "utm_term": None,
+        "utm_content": None,
+        "click_id": "42",
+    }
+
+
+def test_is_bot():
+    enricher = Enricher(Settings())
+    assert enricher.is_bot(agents.BOTS[0][0])
+    assert not enricher.is_bot(agents.MOBILE[0][0])
+
+
+def test_long_inputs_bypass_the_caches():
+    enricher = Enricher(Settings())
+    padding = "x" * LONGEST_CACHED
+    long_agent = agents.DESKTOP[0][0] + " " + padding
+    before = useragent.columns.cache_info().currsize
+    values = enricher.columns(HOST, "utm_source=a&pad=" + padding, "-", long_agent, "-")
+    assert useragent.columns.cache_info().currsize == before
+    assert enricher.referrers.columns.cache_info().currsize == 0
+    assert values[COLUMNS.index("browser")] == "Chrome"
+    assert values[COLUMNS.index("utm_source")] == "a"

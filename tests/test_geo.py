@@ -1,0 +1,139 @@
+"""GeoIP against a real .mmdb written for the test: IPv4 and IPv6, a file, a
+folder, S3 (moto), and no database at all."""
+
+from __future__ import annotations
+
+import logging
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from cflogs import aws, geo
+from cflogs.config import Settings
+from cflogs.enrich import COLUMNS, Enricher
+from tests.geodb import write_city_db
+
+
+@pytest.fixture
+def city_db(tmp_path):
+    return write_city_db(tmp_path / "GeoLite2-City.mmdb")
+
+
+@pytest.mark.parametrize(
+    ("ip", "expected"),
+    [
+        ("198.51.100.23", ("DE", "Germany", "Bavaria", "Munich")),
+        ("203.0.113.5", ("BR", "Brazil", "São Paulo", "Campinas")),
+        ("2001:db8:1::42", ("JP", "Japan", "Tokyo", "Tokyo")),
+        ("2001:db8:1:ffff::1", ("JP", "Japan", "Tokyo", "Tokyo")),
+        ("2001:db8:2::1", ("FR", "France", None, None)),
+        ("192.0.2.1", (None, None, None, None)),  # not in the database
+        ("2001:db8:3::1", (None, None, None, None)),
+        ("203.0.113.200", (None, None, None, None)),  # outside the /25
+        ("-", (None, None, None, None)),
+        ("not-an-ip", (None, None, None, None)),
+        ("", (None, None, None, None)),
+    ],
+)
+def test_lookup(city_db, ip, expected):
+    geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(city_db)))
+    assert geoip.lookup(ip) == expected
+    geoip.close()
+
+
+def test_lookups_are_cached(city_db):
+    geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(city_db)))
+    first = geoip.lookup("198.51.100.1")
+    assert geoip.lookup("198.51.100.1") is first
+    assert geoip.lookup.cache_info().hits == 1
+    geoip.close()
+
+
+def test_folder_with_a_database(city_db):
+    geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(city_db.parent)))
+    assert geoip.lookup("2001:db8:1::1")[0] == "JP"
+
+
+def test_country_database_gives_countries_only(tmp_path):
+    path = write_city_db(tmp_path / "GeoLite2-Country.mmdb", database_type="GeoLite2-Country")
+    geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(path)))
+    assert geoip.lookup("198.51.100.9") == ("DE", "Germany", None, None)
+
+
+def geo_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "cflogs.geo"]
+
+
+def test_no_database_one_warning_and_empty_columns(caplog):
+    caplog.set_level(logging.WARNING)
+    enricher = Enricher(Settings())
+    rows = [enricher.columns("www.example.com", "", "", "curl/8", "198.51.100.1") for _ in "abc"]
+    assert {row[COLUMNS.index("country_code")] for row in rows} == {None}
+    assert len(geo_warnings(caplog)) == 1
+
+
+def test_missing_file_one_warning(tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    enricher = Enricher(Settings(geoip_db_path=str(tmp_path / "absent.mmdb")))
+    for _ in range(3):
+        assert enricher.geo.lookup("198.51.100.1") == geo.NONE
+    (message,) = geo_warnings(caplog)
+    assert "absent.mmdb" in message
+
+
+def test_enricher_fills_geo_columns(city_db):
+    enricher = Enricher(Settings(geoip_db_path=str(city_db)))
+    values = enricher.columns("www.example.com", "", "", "curl/8", "2001:db8:1::9")
+    row = dict(zip(COLUMNS, values, strict=True))
+    assert (row["country_code"], row["country"], row["region"], row["city"]) == (
+        "JP",
+        "Japan",
+        "Tokyo",
+        "Tokyo",
+    )
+    enricher.close()
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setattr(geo, "_downloads", {})
+    with mock_aws():
+        aws.reset_clients()
+        yield boto3.client("s3")
+    aws.reset_clients()
+
+
+def test_s3_database_downloaded_once_per_process(s3, city_db, tmp_path, monkeypatch):
+    monkeypatch.setattr(geo.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    s3.create_bucket(Bucket="geo-bucket")
+    s3.upload_file(str(city_db), "geo-bucket", "maxmind/GeoLite2-City.mmdb")
+    settings = Settings(geoip_db_s3_uri="s3://geo-bucket/maxmind/GeoLite2-City.mmdb")
+
+    first = geo.GeoIP.from_settings(settings)
+    assert first.lookup("198.51.100.3")[3] == "Munich"
+    assert (tmp_path / "tmp" / "cflogs-geoip" / "GeoLite2-City.mmdb").exists()
+
+    # A second reader in the same process does not fetch it again.
+    s3.delete_object(Bucket="geo-bucket", Key="maxmind/GeoLite2-City.mmdb")
+    second = geo.GeoIP.from_settings(settings)
+    assert second.lookup("2001:db8:1::1")[0] == "JP"
+
+
+def test_s3_database_missing_one_warning(s3, caplog):
+    caplog.set_level(logging.WARNING)
+    s3.create_bucket(Bucket="geo-bucket")
+    geoip = geo.GeoIP.from_settings(Settings(geoip_db_s3_uri="s3://geo-bucket/none.mmdb"))
+    assert geoip.lookup("198.51.100.3") == geo.NONE
+    assert len(geo_warnings(caplog)) == 1
+
+
+def test_bad_s3_uri_is_a_warning(caplog):
+    caplog.set_level(logging.WARNING)
+    geoip = geo.GeoIP.from_settings(Settings(geoip_db_s3_uri="https://example.com/db.mmdb"))
+    assert geoip.lookup("198.51.100.3") == geo.NONE
+    (message,) = geo_warnings(caplog)
+    assert "s3://bucket/key" in message
