@@ -260,7 +260,8 @@ def read_records(
     visitor_id = pipeline.visitors.visitor_id
     decode = parser.decode
     for record in parser.parse(parser.open_lines(stream), stats):
-        date, time_, edge, sent, ip, method, host, path, status, *_, content_type, result = record
+        (date, time_, edge, sent, ip, method, host, path, status, referrer, ua, query,
+         request_id, taken, content_type, result) = record  # fmt: skip
         stamp = (date, time_)
         if first is None or stamp < first:
             first = stamp
@@ -284,7 +285,6 @@ def read_records(
             tally.missing_months.add(date[:7])
             continue
         pages += 1
-        referrer, ua, query, request_id, taken = record[9:14]
         user_agent = decode(ua)
         query = parser.decode_query(query)
         enriched = enrich_columns(host, query, decode(referrer), user_agent, ip)

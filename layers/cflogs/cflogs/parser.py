@@ -160,21 +160,16 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def open_lines(stream) -> Iterator[str]:
-    """Text lines of a binary stream, gunzipped when it starts with the gzip magic
-    (by content, not name). Memory stays flat whatever the size."""
+def open_lines(stream) -> io.TextIOBase:
+    """The text lines of a binary stream, gunzipped when it starts with the gzip
+    magic (by content, not name). Memory stays flat whatever the size; parse()
+    turns gzip errors met while reading into NotALogFile."""
     head = stream.read(2)
     if not head:
         raise NotALogFile("empty object")
     raw = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 20)
     binary = gzip.GzipFile(fileobj=raw, mode="rb") if head == b"\x1f\x8b" else raw
-    text = io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="\n")
-    try:
-        yield from text
-    except (gzip.BadGzipFile, zlib.error) as exc:
-        raise NotALogFile(f"corrupt gzip data: {exc}") from exc
-    except EOFError as exc:
-        raise NotALogFile("truncated gzip data") from exc
+    return io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="\n")
 
 
 # ---------------------------------------------------------------- decoding
@@ -260,65 +255,70 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
     dates: dict[str, bool] = {}
     times: dict[str, bool] = {}
     status_code = _STATUS.get
-    for line in lines:
-        if line.startswith("#"):
-            seen_header = True
-            at = line.find("#Fields:")  # some files put both headers on one line
-            if at >= 0:
-                layout = Layout(line[at + 8 :].split())
-            continue
-        line = line.rstrip("\r\n")
-        if not line:
-            continue
-        if layout is None:
-            if not seen_header:
-                raise NotALogFile("no #Version/#Fields header")
-            raise NotALogFile("data before any #Fields line")
-        stats.lines += 1
-        values = line.split("\t")
-        if len(values) != layout.count:
-            stats.reject(f"{len(values)} fields, header has {layout.count}", line)
-            continue
-        values.append("-")
-        record = layout.getter(values)
-        date, time = record[0], record[1]
-        if layout.has_date:
-            date_ok = dates.get(date)
-            if date_ok is None:
-                date_ok = dates[date] = _valid_date(date)
-            time_ok = times.get(time)
-            if time_ok is None:
-                time_ok = times[time] = _valid_time(time)
-            if not (date_ok and time_ok):
-                stats.reject("bad date/time", line)
+    try:
+        for line in lines:
+            if line.startswith("#"):
+                seen_header = True
+                at = line.find("#Fields:")  # some files put both headers on one line
+                if at >= 0:
+                    layout = Layout(line[at + 8 :].split())
                 continue
-        else:
-            moment = _from_epoch(record[16])
-            if moment is None:
-                stats.reject("bad timestamp", line)
+            line = line.rstrip("\r\n")
+            if not line:
                 continue
-            date, time = moment
-        status = status_code(record[8])
-        if status is None:
-            stats.reject("bad status", line)
-            continue
-        sent = record[3]
-        host = record[13]
-        yield (
-            date,
-            time,
-            record[2],
-            int(sent) if sent.isdigit() else 0,
-            record[4],
-            record[5],
-            host if host != "-" else record[6],
-            record[7],
-            status,
-            record[9],
-            record[10],
-            record[11],
-            record[12],
-            record[14],
-            record[15],
-            record[17],
-        )
+            if layout is None:
+                if not seen_header:
+                    raise NotALogFile("no #Version/#Fields header")
+                raise NotALogFile("data before any #Fields line")
+            stats.lines += 1
+            values = line.split("\t")
+            if len(values) != layout.count:
+                stats.reject(f"{len(values)} fields, header has {layout.count}", line)
+                continue
+            values.append("-")
+            record = layout.getter(values)
+            date, time = record[0], record[1]
+            if layout.has_date:
+                date_ok = dates.get(date)
+                if date_ok is None:
+                    date_ok = dates[date] = _valid_date(date)
+                time_ok = times.get(time)
+                if time_ok is None:
+                    time_ok = times[time] = _valid_time(time)
+                if not (date_ok and time_ok):
+                    stats.reject("bad date/time", line)
+                    continue
+            else:
+                moment = _from_epoch(record[16])
+                if moment is None:
+                    stats.reject("bad timestamp", line)
+                    continue
+                date, time = moment
+            status = status_code(record[8])
+            if status is None:
+                stats.reject("bad status", line)
+                continue
+            sent = record[3]
+            host = record[13]
+            yield (
+                date,
+                time,
+                record[2],
+                int(sent) if sent.isdigit() else 0,
+                record[4],
+                record[5],
+                host if host != "-" else record[6],
+                record[7],
+                status,
+                record[9],
+                record[10],
+                record[11],
+                record[12],
+                record[14],
+                record[15],
+                record[17],
+            )
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise NotALogFile(f"corrupt gzip data: {exc}") from exc
+    except EOFError as exc:
+        raise NotALogFile("truncated gzip data") from exc
