@@ -215,7 +215,7 @@ def parse_and_enrich(data: bytes, pipeline: ingest.Pipeline) -> tuple[int, int]:
 def clear_caches() -> None:
     useragent.columns.cache_clear()
     campaign.parse.cache_clear()
-    parser.decode.cache_clear()
+    parser._decode_cached.cache_clear()
 
 
 def timed(function: Callable[[], object], runs: int) -> tuple[list[float], list[float]]:

@@ -177,15 +177,22 @@ def open_lines(stream) -> io.TextIOBase:
 _DOUBLE_PERCENT = re.compile(r"%25([0-9A-Fa-f]{2})")
 
 
-@lru_cache(maxsize=65536)
-def decode(value: str) -> str:
-    """CloudFront's free-text fields, single- or double-encoded: `%25XX` becomes
-    `%XX`, then one percent-decoding. `-` is empty."""
+def _decode(value: str) -> str:
     if value == "-":
         return ""
     if "%" not in value:
         return value
     return unquote(_DOUBLE_PERCENT.sub(r"%\1", value))
+
+
+_decode_cached = lru_cache(maxsize=16384)(_decode)
+CACHED_LENGTH = 1024  # longer values are rare and would make the cache's memory unbounded
+
+
+def decode(value: str) -> str:
+    """CloudFront's free-text fields, single- or double-encoded: `%25XX` becomes
+    `%XX`, then one percent-decoding. `-` is empty."""
+    return _decode_cached(value) if len(value) <= CACHED_LENGTH else _decode(value)
 
 
 def decode_query(value: str) -> str:
