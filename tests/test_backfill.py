@@ -480,3 +480,23 @@ def test_local_mode_ingests_directly_with_progress(cloud, conn, pipeline):
     rows = ledger(conn)
     assert [rows[k][0] for k in keys] == ["done", "done", "failed", "done", "done"]
     assert cloud.drain() == []
+
+
+def test_two_planners_claim_a_stale_row_once(cloud, conn):
+    key = "t/E1.2024-07-01-00.x.gz"
+    etag = cloud.put(key)
+    conn.execute(
+        """INSERT INTO log_files (bucket, key, etag, status, queued_at)
+           VALUES (%s, %s, %s, 'queued', now() - interval '2 days')""",
+        (BUCKET, key, etag),
+    )
+    conn.commit()
+    request = Request([f"s3://{BUCKET}/t/"])
+    counts = backfill.Counter()
+    (page,) = backfill.list_pages(BUCKET, "t/", request, counts)
+    first = backfill.decide(conn, BUCKET, page.objects, request, counts)
+    second = backfill.decide(conn, BUCKET, page.objects, request, counts)
+    assert [p.reason for p in first] == [p.reason for p in second] == ["stale"]
+    assert len(backfill.claim(conn, BUCKET, first)) == 1
+    assert backfill.claim(conn, BUCKET, second) == []
+    assert ledger(conn)[key][:2] == ("queued", 1)
