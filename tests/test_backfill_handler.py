@@ -100,13 +100,31 @@ def test_scheduled_run_loads_objects_whose_events_were_lost(lambda_env, conn, mo
     old = f"cloudfront/E2EXAMPLE.{now - timedelta(days=5):%Y-%m-%d-%H}.old.gz"
     for key in [*recent, old]:  # put with no event notification at all
         s3.put_object(Bucket="cf-logs", Key=key, Body=log_bytes([record()]))
+    # Failures from long ago, of which only the one below the attempt limit and
+    # under a configured prefix is retried.
+    retried, hopeless, elsewhere = (
+        "cloudfront/E2EXAMPLE.2019-05-01-00.retried.gz",
+        "cloudfront/E2EXAMPLE.2019-05-01-00.hopeless.gz",
+        "other/E2EXAMPLE.2019-05-01-00.elsewhere.gz",
+    )
+    for key in (retried, hopeless, elsewhere):
+        s3.put_object(Bucket="cf-logs", Key=key, Body=log_bytes([record()]))
+    conn.execute(
+        """INSERT INTO log_files (bucket, key, status, reason, attempts, processed_at)
+           VALUES ('cf-logs', %s, 'failed', 'boom', 1, now()),
+                  ('cf-logs', %s, 'failed', 'boom', 3, now()),
+                  ('cf-logs', %s, 'failed', 'boom', 1, now())""",
+        (retried, hopeless, elsewhere),
+    )
+    conn.commit()
     monkeypatch.setenv("LOG_PREFIXES", "s3://cf-logs/cloudfront/,s3://cf-logs/v2/")
     monkeypatch.setenv("BACKFILL_MIN_AGE_MINUTES", "0")
 
     result = app.handler(sample("backfill-schedule.json"), Context())
 
-    assert result["complete"] and result["counts"]["enqueued"] == 3
-    assert result["counts"]["out_of_range"] == 1
+    assert result["complete"] and result["counts"]["enqueued"] == 4
+    assert result["counts"]["failed"] == 1
+    assert result["counts"]["out_of_range"] == 3
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
     names = {
         m["Name"]
@@ -115,13 +133,18 @@ def test_scheduled_run_loads_objects_whose_events_were_lost(lambda_env, conn, mo
         for m in d["Metrics"]
     }
     assert {"ObjectsListed", "ObjectsEnqueued"} <= names
-    assert [(m["ObjectsListed"], m["ObjectsEnqueued"]) for m in metrics] == [([4.0], [3.0])]
+    assert [(m["ObjectsListed"], m["ObjectsEnqueued"]) for m in metrics] == [([6.0], [4.0])]
 
     # The ingest side: every message names an object that then loads.
     pipeline = ingest.Pipeline()
     for bucket, key in drain(queue_url):
         assert ingest.ingest(conn, s3_source(bucket, key), pipeline).status == "done"
-    assert {key: row[0] for key, row in ledger(conn).items()} == dict.fromkeys(recent, "done")
+    statuses = {key: row[0] for key, row in ledger(conn).items()}
+    assert statuses == {
+        **dict.fromkeys([*recent, retried], "done"),
+        hopeless: "failed",
+        elsewhere: "failed",
+    }
 
 
 def test_scheduled_run_leaves_fresh_objects_to_their_event(lambda_env, conn, monkeypatch):

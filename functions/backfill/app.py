@@ -4,8 +4,10 @@ the continuation of an earlier run -> cflogs.backfill, which queues for ingest."
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -23,14 +25,21 @@ def _env_number(name: str, default: float) -> float:
     return float(os.environ.get(name) or default)
 
 
-def request_for(event: dict) -> tuple[backfill.Request, backfill.Cursor | None, int]:
-    """The request, the cursor to resume from, and the hop number of this run."""
+class Run(NamedTuple):
+    request: backfill.Request
+    cursor: backfill.Cursor | None = None
+    hop: int = 0  # how many runs came before this one in the chain
+    scheduled: bool = False
+
+
+def run_for(event: dict) -> Run:
+    """What an event asks for: a scheduled, manual or continued run."""
     if "requestPayload" in event:  # a failed async run redriven from its on-failure destination
         event = event["requestPayload"]
     if "continuation" in event:
         follow = event["continuation"]
         cursor = backfill.Cursor(**follow["cursor"])
-        return backfill.Request.from_dict(follow["request"]), cursor, int(follow.get("hop", 1))
+        return Run(backfill.Request.from_dict(follow["request"]), cursor, int(follow.get("hop", 1)))
     defaults = {
         "prefixes": backfill.default_prefixes(),
         "max_attempts": int(_env_number("BACKFILL_MAX_ATTEMPTS", backfill.MAX_ATTEMPTS)),
@@ -43,9 +52,9 @@ def request_for(event: dict) -> tuple[backfill.Request, backfill.Cursor | None, 
             since=datetime.now(UTC) - lookback,
             min_age_minutes=_env_number("BACKFILL_MIN_AGE_MINUTES", 15),
         )
-        return request, None, 0
+        return Run(request, scheduled=True)
     fields = {name: value for name, value in event.items() if value is not None}
-    return backfill.Request.from_dict({**defaults, **fields}), None, 0
+    return Run(backfill.Request.from_dict({**defaults, **fields}))
 
 
 def continue_later(event: dict, context) -> None:
@@ -62,20 +71,24 @@ def continue_later(event: dict, context) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
-    request, cursor, hop = request_for(event)
+    run = run_for(event)
     queue_url = os.environ.get("INGEST_QUEUE_URL")
     if not queue_url:
         raise RuntimeError("INGEST_QUEUE_URL is not set")
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS
+    conn = db.shared_connection(settings)
+    counts = Counter()
+    if run.scheduled:  # failures of any date, not only the recent keys listed below
+        counts.update(backfill.retry_from_ledger(conn, run.request, queue_url))
     result = backfill.backfill(
-        db.shared_connection(settings),
-        request,
+        conn,
+        run.request,
         queue_url=queue_url,
-        cursor=cursor,
+        cursor=run.cursor,
         deadline=deadline,
         page_size=int(_env_number("BACKFILL_PAGE_SIZE", backfill.PAGE_SIZE)),
     )
-    counts = dict(result.counts)
+    counts = dict(counts + result.counts)
     metrics.add_metric(name="ObjectsListed", unit=MetricUnit.Count, value=counts.get("listed", 0))
     metrics.add_metric(
         name="ObjectsEnqueued", unit=MetricUnit.Count, value=counts.get("enqueued", 0)
@@ -83,13 +96,15 @@ def handler(event: dict, context) -> dict:
     metrics.add_metric(
         name="ObjectsAbandoned", unit=MetricUnit.Count, value=counts.get("abandoned", 0)
     )
-    follow_up = result.continuation(hop + 1)
+    follow_up = result.continuation(run.hop + 1)
     if follow_up:
         continue_later(follow_up, context)
-    logger.info("backfill run", extra={"counts": counts, "hop": hop, "complete": result.complete})
+    logger.info(
+        "backfill run", extra={"counts": counts, "hop": run.hop, "complete": result.complete}
+    )
     return {
         "counts": counts,
         "complete": result.complete,
-        "hop": hop,
+        "hop": run.hop,
         "cursor": asdict(result.cursor) if result.cursor else None,
     }

@@ -527,6 +527,34 @@ def backfill(
     return Result(counts, None, request)
 
 
+def retry_from_ledger(
+    conn: psycopg.Connection, request: Request, queue_url: str, *, limit: int = PAGE_SIZE
+) -> Counter:
+    """Queue again, whatever their date, the objects under the request's prefixes
+    that failed below the attempt limit or whose queued message was lost (stale):
+    a scheduled run lists only recent keys, and this keeps the promise that a
+    failure is retried by the next scheduled runs, history included. At most
+    `limit` objects per prefix per call."""
+    counts: Counter = Counter()
+    for uri in request.prefixes:
+        bucket, prefix = parse_uri(uri)
+        with conn.transaction():
+            rows = conn.execute(
+                """SELECT key, etag, size FROM log_files
+                   WHERE bucket = %s AND starts_with(key, %s)
+                     AND ((status = 'failed' AND attempts < %s)
+                          OR (status IN ('queued', 'processing') AND coalesce(
+                              greatest(queued_at, processed_at) < now() - %s, true)))
+                   ORDER BY key LIMIT %s""",
+                (bucket, prefix, request.max_attempts, timedelta(hours=request.stale_hours), limit),
+            ).fetchall()
+        objects = [Listed(key, etag, size) for key, etag, size in rows]
+        planned = decide(conn, bucket, objects, request, counts)
+        counts.update(p.reason for p in planned)
+        _enqueue(conn, queue_url, bucket, planned, counts)
+    return counts
+
+
 def _enqueue(conn, queue_url, bucket, planned, counts) -> None:
     claimed = claim(conn, bucket, planned)
     counts["lost_race"] += len(planned) - len(claimed)
