@@ -500,3 +500,22 @@ def test_two_planners_claim_a_stale_row_once(cloud, conn):
     assert len(backfill.claim(conn, BUCKET, first)) == 1
     assert backfill.claim(conn, BUCKET, second) == []
     assert ledger(conn)[key][:2] == ("queued", 1)
+
+
+def test_stale_rows_wait_while_the_queue_has_a_backlog(cloud, conn):
+    key = "w/E1.2024-07-01-00.x.gz"
+    cloud.put(key)
+    conn.execute(
+        """INSERT INTO log_files (bucket, key, status, queued_at)
+           VALUES (%s, %s, 'queued', now() - interval '2 days')""",
+        (BUCKET, key),
+    )
+    conn.commit()
+    backlog = backfill.message_body(BUCKET, "w/other.gz")
+    aws.client("sqs").send_message(QueueUrl=cloud.queue_url, MessageBody=backlog)
+    request = Request([f"s3://{BUCKET}/w/"])
+    waiting = backfill.backfill(conn, request, queue_url=cloud.queue_url)
+    assert waiting.counts["skipped_in_flight"] == 1 and waiting.counts["enqueued"] == 0
+    assert cloud.drain() == [(BUCKET, "w/other.gz")]
+    idle = backfill.backfill(conn, request, queue_url=cloud.queue_url)
+    assert idle.counts["stale"] == 1 and cloud.drain() == [(BUCKET, key)]

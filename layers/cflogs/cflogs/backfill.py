@@ -311,9 +311,17 @@ class Planned:
 
 
 def decide(
-    conn: psycopg.Connection, bucket: str, objects: list[Listed], request: Request, counts: Counter
+    conn: psycopg.Connection,
+    bucket: str,
+    objects: list[Listed],
+    request: Request,
+    counts: Counter,
+    *,
+    requeue_stale: bool = True,
 ) -> list[Planned]:
-    """Which objects to load, by comparing them with their ledger rows."""
+    """Which objects to load, by comparing them with their ledger rows. Stale
+    queued rows are requeued only when `requeue_stale` (the queue is idle: while
+    it has a backlog, their messages may simply be waiting)."""
     if not objects:
         return []
     with conn.transaction():
@@ -346,7 +354,7 @@ def decide(
                 reason = "reprocess"
             else:
                 counts["given_up"] += 1
-        elif stale:  # queued or processing, and its message is long gone
+        elif stale and requeue_stale:  # queued or processing, and its message is gone
             reason, give_up = "stale", attempts + 1 >= request.max_attempts
         else:
             counts["skipped_in_flight"] += 1
@@ -448,6 +456,19 @@ def message_body(bucket: str, key: str, etag: str | None = None, size: int | Non
     return json.dumps({"Records": [record]})
 
 
+def queue_is_idle(queue_url: str) -> bool:
+    """No message waiting, in flight or delayed (approximately, as SQS counts)."""
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return not any(int(value) for value in attributes.values())
+
+
 def send(queue_url: str, bucket: str, objects: list[Planned]) -> int:
     """One message per object, in SendMessageBatch calls of 10; entries that fail
     are retried, and an EnqueueError is raised if some still fail (their ledger
@@ -500,6 +521,7 @@ def backfill(
     cursor = cursor or Cursor()
     if queue_url is None and pipeline is None:
         pipeline = Pipeline()
+    requeue_stale = queue_url is None or queue_is_idle(queue_url)
     for index in range(cursor.prefix, len(request.prefixes)):
         bucket, prefix = parse_uri(request.prefixes[index])
         start_after = cursor.start_after if index == cursor.prefix else None
@@ -507,7 +529,9 @@ def backfill(
             bucket, prefix, request, counts, start_after=start_after, page_size=page_size
         )
         for page in pages:
-            planned = decide(conn, bucket, page.objects, request, counts)
+            planned = decide(
+                conn, bucket, page.objects, request, counts, requeue_stale=requeue_stale
+            )
             counts.update(p.reason for p in planned)
             counts["planned"] += len(planned)
             if queue_url is not None:
@@ -536,6 +560,7 @@ def retry_from_ledger(
     failure is retried by the next scheduled runs, history included. At most
     `limit` objects per prefix per call."""
     counts: Counter = Counter()
+    idle = queue_is_idle(queue_url)
     for uri in request.prefixes:
         bucket, prefix = parse_uri(uri)
         with conn.transaction():
@@ -549,7 +574,7 @@ def retry_from_ledger(
                 (bucket, prefix, request.max_attempts, timedelta(hours=request.stale_hours), limit),
             ).fetchall()
         objects = [Listed(key, etag, size) for key, etag, size in rows]
-        planned = decide(conn, bucket, objects, request, counts)
+        planned = decide(conn, bucket, objects, request, counts, requeue_stale=idle)
         counts.update(p.reason for p in planned)
         _enqueue(conn, queue_url, bucket, planned, counts)
     return counts
