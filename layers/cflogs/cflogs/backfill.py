@@ -377,6 +377,7 @@ def claim(conn: psycopg.Connection, bucket: str, planned: list[Planned]) -> list
     with conn.transaction():
         if new:
             # Waits for (and then yields to) an ingest inserting the same key right now.
+            # Keys come in listing order, so concurrent planners lock in the same order.
             rows = conn.execute(
                 """INSERT INTO log_files (bucket, key, etag, size, status, queued_at)
                    SELECT %s, key, etag, size, 'queued', now()
