@@ -141,6 +141,9 @@ def test_range_bounds():
     assert request.since == datetime(2024, 1, 1, tzinfo=UTC)
     assert request.until == datetime(2024, 12, 31, 23, tzinfo=UTC)
     assert Request.from_dict(request.as_dict()) == request
+    hour = Request("s3://b/p", since="2024-01-01T05", until="2024-01-02T07:30")
+    assert hour.prefixes == ["s3://b/p"]
+    assert (hour.since.hour, hour.until.hour, hour.until.minute) == (5, 7, 0)
     with pytest.raises(ValueError):
         Request(["s3://b/p"], since="2024-02-01", until="2024-01-01")
     with pytest.raises(ValueError):

@@ -163,6 +163,8 @@ class Request:
     stale_hours: float = STALE_HOURS
 
     def __post_init__(self):
+        if isinstance(self.prefixes, str):
+            self.prefixes = [self.prefixes]
         if not self.prefixes:
             raise ValueError("no prefixes to backfill")
         for uri in self.prefixes:
