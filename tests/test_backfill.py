@@ -325,6 +325,12 @@ def test_planner_enqueues_missing_failed_changed_and_stale_only(cloud, conn, pip
     for key in (legacy[0], v2_path[0], v2_hive[0]):
         assert after[key] == before[key]
 
+    summary = backfill.status(conn)
+    assert summary["by_status"]["queued"]["objects"] == len(expected) + 1
+    assert summary["oldest_queued_at"] is not None
+    assert [(f["key"], f["will_retry"]) for f in summary["failures"]] == [(hopeless, False)]
+    assert summary["total"] == len(after)
+
     # Nothing has changed since: a second run sends nothing.
     again = backfill.backfill(conn, request, queue_url=cloud.queue_url)
     assert again.counts["enqueued"] == 0 and cloud.drain() == []
