@@ -4,7 +4,10 @@ with a fresh database per test session and clean tables per test."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -21,12 +24,17 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory) -> str:
-    """The server to test against: DATABASE_URL when set, else an embedded one."""
+def server_url():
+    """The server to test against: DATABASE_URL when set, else an embedded one in a
+    folder of its own (not pytest's tmp folders, which other runs rotate away)."""
     url = os.environ.get("DATABASE_URL")
     if url:
-        return url
-    return db.embedded_url(tmp_path_factory.mktemp("embedded"))
+        yield url
+        return
+    folder = Path(tempfile.mkdtemp(prefix="cflogs-test-pg-"))
+    yield db.embedded_url(folder)
+    db.stop_embedded(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

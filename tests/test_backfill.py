@@ -10,12 +10,12 @@ from urllib.parse import unquote_plus
 import boto3
 import psycopg
 import pytest
+from moto import mock_aws
+
 from cflogs import aws, backfill, ingest
 from cflogs.backfill import Cursor, Request, key_date, skip_to
 from cflogs.config import Settings
 from cflogs.s3 import parse_uri, s3_source
-from moto import mock_aws
-
 from tests.logfiles import log_bytes, record
 
 BUCKET = "cflogs-test-logs"

@@ -11,10 +11,10 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.stub import Stubber
-from cflogs import aws, backfill, ingest
-from cflogs.s3 import s3_source
 from moto import mock_aws
 
+from cflogs import aws, backfill, ingest
+from cflogs.s3 import s3_source
 from tests.logfiles import log_bytes, record
 from tests.test_backfill import ledger, objects_in
 

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+
 from cflogs import aws, backfill, db
 from cflogs.config import Settings
 

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from cflogs import db, events, ingest
+from cflogs import db, events, ingest, s3
 from cflogs.config import Settings
 
 logger = Logger()
@@ -29,7 +29,7 @@ def pipeline() -> ingest.Pipeline:
 
 @tracer.capture_method(capture_response=False)
 def load(ref: events.ObjectRef) -> ingest.FileResult:
-    source = ingest.s3_source(ref.bucket, ref.key, ref.etag, ref.size)
+    source = s3.s3_source(ref.bucket, ref.key, ref.etag, ref.size)
     conn = db.shared_connection(settings)
     try:
         result = ingest.ingest(conn, source, pipeline())

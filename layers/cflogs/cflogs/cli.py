@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-from . import aws, db, ingest
+from . import aws, db, ingest, s3
 from .config import Settings
 
 
@@ -79,11 +79,11 @@ def expand(paths: list[str]) -> Iterator[ingest.Source]:
     globs, and s3://bucket/prefix listings."""
     for path in paths:
         if path.startswith("s3://"):
-            bucket, _, prefix = path[5:].partition("/")
+            bucket, prefix = s3.parse_uri(path)
             pages = aws.client("s3").get_paginator("list_objects_v2")
             for page in pages.paginate(Bucket=bucket, Prefix=prefix):
                 for obj in page.get("Contents", []):
-                    yield ingest.s3_source(bucket, obj["Key"], obj["ETag"].strip('"'), obj["Size"])
+                    yield s3.s3_source(bucket, obj["Key"], obj["ETag"].strip('"'), obj["Size"])
             continue
         matches = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
         if not matches:

