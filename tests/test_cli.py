@@ -47,3 +47,36 @@ def test_invoke_names_the_functions_when_one_is_unknown(env, capsys):
     args = ["invoke", "NoSuchFunction", str(root / "events/s3-put.json")]
     assert cli.main([*args, "--template", str(root / "template.yaml")]) == 2
     assert "IngestFunction" in capsys.readouterr().err
+
+
+def test_backfill_loads_an_s3_prefix_and_status_reports_it(env, conn, capsys):
+    import boto3
+    from moto import mock_aws
+
+    from cflogs import aws
+
+    with mock_aws():
+        aws.reset_clients()
+        s3 = boto3.client("s3", region_name="us-east-1")
+        bucket = "cflogs-cli-test"  # moto answers 404 for a bucket named "logs"
+        s3.create_bucket(Bucket=bucket)
+        for hour in range(3):
+            key = f"cf/E2EXAMPLE.2025-02-16-1{hour}.0000000{hour}.gz"
+            s3.put_object(Bucket=bucket, Key=key, Body=log_bytes([record(path=f"/h{hour}")]))
+        s3.put_object(Bucket=bucket, Key="cf/E2EXAMPLE.2025-02-16-13.bad00000.gz", Body=b"junk")
+        args = [
+            "backfill",
+            f"s3://{bucket}/cf/",
+            "--since",
+            "2025-02-16T11",
+            "--until",
+            "2025-02-16",
+        ]
+        assert cli.main(args) == 1  # the junk object failed
+        counts = json.loads(capsys.readouterr().out)
+        assert counts["loaded"] == 2 and counts["load_failed"] == 1
+        assert cli.main(["status"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["by_status"]["done"]["objects"] == 2
+        assert [f["key"] for f in summary["failures"]] == ["cf/E2EXAMPLE.2025-02-16-13.bad00000.gz"]
+    aws.reset_clients()

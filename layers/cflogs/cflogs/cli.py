@@ -31,6 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("event", type=Path, help="event JSON file, e.g. events/s3-put.json")
     p.add_argument("--template", type=Path, default=Path("template.yaml"))
 
+    p = commands.add_parser("backfill", help="load (or queue) what S3 has and the ledger lacks")
+    p.add_argument("prefixes", nargs="+", metavar="s3://BUCKET/PREFIX")
+    p.add_argument("--since", help="first hour or day, UTC (2024-01-01 or 2024-01-01T05)")
+    p.add_argument("--until", help="last hour or day, inclusive")
+    p.add_argument("--queue-url", help="send to this ingest queue instead of loading here")
+    p.add_argument("--reprocess", action="store_true", help="everything in range, loaded or not")
+
+    commands.add_parser("status", help="ledger summary and the objects that failed")
+
     p = commands.add_parser("generate", help="write realistic sample CloudFront logs")
     p.add_argument("outdir", type=Path)
     p.add_argument("--days", type=int, default=7)
@@ -102,7 +111,6 @@ def expand(paths: list[str]) -> Iterator[ingest.Source]:
 
 def cmd_ingest(args) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
     sources = list(expand(args.paths))
@@ -112,14 +120,7 @@ def cmd_ingest(args) -> int:
     results: list[ingest.FileResult] = []
     with db.connect(settings) as conn:
         db.migrate(conn)
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task("ingesting", total=len(sources))
             for source in sources:
                 progress.update(task, description=Path(source.key).name)
@@ -180,6 +181,52 @@ def cmd_ingest(args) -> int:
         for result in failed:
             console.print(f"[red]failed[/red] {result.key}: {result.reason}")
     return 1 if failed else 0
+
+
+def progress_bar(console):
+    """The progress bar every long command shows."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def cmd_backfill(args) -> int:
+    from rich.console import Console
+
+    from . import backfill
+
+    request = backfill.Request(args.prefixes, args.since, args.until, args.reprocess)
+    console = Console()
+    with db.connect() as conn, progress_bar(console) as progress:
+        db.migrate(conn)
+        task = progress.add_task("backfill", total=None)
+        done_key = "enqueued" if args.queue_url else "loaded"
+
+        def show(counts):
+            done = counts[done_key] + counts["load_failed"]
+            progress.update(task, total=counts["planned"] or None, completed=done)
+
+        result = backfill.backfill(conn, request, queue_url=args.queue_url, on_progress=show)
+    counts = {k: v for k, v in sorted(result.counts.items()) if v}
+    print(json.dumps(counts, indent=2))
+    return 1 if result.counts["load_failed"] else 0
+
+
+def cmd_status(args) -> int:
+    from . import backfill
+
+    with db.connect() as conn:
+        db.migrate(conn)
+        summary = backfill.status(conn)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
 
 
 def cmd_generate(args) -> int:
@@ -244,6 +291,8 @@ COMMANDS = {
     "ingest": cmd_ingest,
     "invoke": cmd_invoke,
     "generate": cmd_generate,
+    "backfill": cmd_backfill,
+    "status": cmd_status,
     "report": cmd_report,
     "demo": cmd_demo,
 }

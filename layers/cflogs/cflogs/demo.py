@@ -93,8 +93,9 @@ def run(
 ) -> dict:
     """Run the demo; returns the figures it checked: {name: (found, expected)}."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
+
+    from .cli import progress_bar
 
     console = console or Console()
     root = root.resolve()
@@ -125,14 +126,7 @@ def run(
         s3 = aws.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         files = truth.files_in_delivery_order()
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task("put + IngestFunction", total=len(files))
             for log_file in files:
                 body = (data_dir / "logs" / log_file.name).read_bytes()
