@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 import json
 
-import boto3
-
 
 @functools.cache
 def client(service: str):
+    import boto3  # here, not at the top: local runs that never touch AWS skip its 40 MB
+
     return boto3.client(service)
 
 

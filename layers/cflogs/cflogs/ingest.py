@@ -101,19 +101,22 @@ def ingest(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> File
     A file that is not a CloudFront log is recorded as failed with its reason and
     returned, not raised; database and read errors roll back and raise."""
     started = time.perf_counter()
-    for _ in range(3):
+    created: set[str] = set()
+    while True:  # once more for each month that had no partition yet
         try:
             with conn.transaction():
                 result = _load(conn, source, pipeline)
         except _MissingPartitions as missing:
+            if missing.months <= created:
+                raise RuntimeError(f"no page_views partition for {missing.months}") from None
             ensure_partitions(conn, missing.months)
+            created |= missing.months
             continue
         except parser.NotALogFile as exc:
             result = FileResult(source.bucket, source.key, "failed", reason=str(exc))
             _record_failure(conn, source, result.reason)
         result.seconds = round(time.perf_counter() - started, 3)
         return result
-    raise RuntimeError(f"could not create page_views partitions for {source.key}")
 
 
 def _record_failure(conn: psycopg.Connection, source: Source, reason: str) -> None:
@@ -164,8 +167,6 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
         conn.cursor().copy(sql.SQL("COPY page_views ({}) FROM STDIN").format(columns)) as copy,
     ):
         tally = read_records(stream, file_id, pipeline, stats, copy.write_row, known)
-        if tally.missing_months:
-            raise _MissingPartitions(tally.missing_months)
 
     conn.execute(
         """INSERT INTO dirty_visitors (visitor_id, first_ts, last_ts)
@@ -223,7 +224,6 @@ class Tally:
     assets: int = 0
     first: tuple[str, str] | None = None
     last: tuple[str, str] | None = None
-    missing_months: set[str] = field(default_factory=set)
 
 
 def read_records(
@@ -236,8 +236,8 @@ def read_records(
 ) -> Tally:
     """The per-line work of a load, without the database: every request counted into
     the hourly rollup, every page view enriched and handed to write_row as a row in
-    PAGE_VIEW_COLUMNS order. Page views of a month not in `months` (when given) are
-    not written but noted in missing_months."""
+    PAGE_VIEW_COLUMNS order. A page view of a month not in `months` (when given)
+    raises _MissingPartitions: the caller makes the partition and starts again."""
     tally = Tally()
     traffic = tally.traffic
     first = last = None
@@ -268,8 +268,7 @@ def read_records(
                 assets += 1
             continue
         if months is not None and date[:7] not in months:
-            tally.missing_months.add(date[:7])
-            continue
+            raise _MissingPartitions({date[:7]})  # early: the retry re-reads little
         pages += 1
         user_agent = decode(ua)
         query = parser.decode_query(query)
