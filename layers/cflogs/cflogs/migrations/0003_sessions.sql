@@ -1,0 +1,47 @@
+-- Sessions and visitors, rebuilt by cflogs.sessions.stitch from human page views.
+-- Both are derived data: at any time they equal a batch sessionization of the page
+-- views, except for the visitors still waiting in dirty_visitors.
+
+-- One row per human session. session_id is derived from (visitor_id, started_at),
+-- so it stays the same while the session's first page view does.
+CREATE TABLE sessions (
+    session_id        uuid        PRIMARY KEY,
+    visitor_id        bigint      NOT NULL,
+    started_at        timestamptz NOT NULL,
+    ended_at          timestamptz NOT NULL,
+    duration          interval    NOT NULL,
+    page_views        integer     NOT NULL,
+    host              text        NOT NULL,
+    landing_page      text        NOT NULL,
+    exit_page         text        NOT NULL,
+    -- How the session came in: from its first page view.
+    referrer_host     text,
+    referrer_category text,
+    referrer_source   text,
+    utm_source        text,
+    utm_medium        text,
+    utm_campaign      text,
+    device_type       text,
+    browser           text,
+    os                text,
+    country_code      text,
+    -- The last page view is less than the timeout before the newest page view
+    -- stored, so a page view still to come could extend the session.
+    can_grow          boolean     NOT NULL,
+    UNIQUE (visitor_id, started_at)
+);
+-- Finds the sessions whose can_grow flips when the newest page view moves.
+CREATE INDEX sessions_can_grow ON sessions (can_grow, ended_at);
+CREATE INDEX sessions_started ON sessions (started_at);
+
+-- One row per human visitor: the aggregate of their sessions.
+CREATE TABLE visitors (
+    visitor_id bigint      PRIMARY KEY,
+    first_seen timestamptz NOT NULL,
+    last_seen  timestamptz NOT NULL,
+    sessions   integer     NOT NULL,
+    page_views integer     NOT NULL
+);
+
+-- The newest page view stored is max(log_files.last_ts): one index probe.
+CREATE INDEX log_files_last_ts ON log_files (last_ts);
