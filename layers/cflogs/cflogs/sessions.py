@@ -46,8 +46,10 @@ ENTRY_COLUMNS = (
     "os",
     "country_code",
 )
-# Everything a recomputation may change, besides the key.
-CHANGING_COLUMNS = (
+SESSION_COLUMNS = (
+    "session_id",
+    "visitor_id",
+    "started_at",
     "ended_at",
     "duration",
     "page_views",
@@ -55,130 +57,145 @@ CHANGING_COLUMNS = (
     "exit_page",
     "can_grow",
 )
-SESSION_COLUMNS = ("session_id", "visitor_id", "started_at", *CHANGING_COLUMNS)
 
 
-def _list(template: str, columns: tuple[str, ...], sep: str = ", ") -> str:
-    return sep.join(template.format(c) for c in columns)
+def _list(template: str, columns: tuple[str, ...]) -> str:
+    return ", ".join(template.format(c) for c in columns)
 
 
 # Page views of one visitor in order; request_id in byte order, independent of the
 # database's collation.
 _ORDER = 'ts, request_id COLLATE "C", file_id'
 
+# session_id_for(visitor, ts) sorts by visitor, then start: a visitor's sessions
+# are one range of the primary key. Per-visitor lookups are LATERAL subqueries
+# that the planner cannot flatten (FOR UPDATE, aggregates), so they stay index
+# probes whatever it estimates for the CTEs.
 _BATCH = f"""
 WITH picked AS (
     SELECT visitor_id FROM dirty_visitors ORDER BY id LIMIT %(batch_size)s
     FOR UPDATE SKIP LOCKED
-), candidates AS (
-    SELECT DISTINCT visitor_id FROM picked
-), locked AS (
-    SELECT id, visitor_id, first_ts, last_ts FROM dirty_visitors
-    WHERE visitor_id IN (SELECT visitor_id FROM candidates)
-    FOR UPDATE SKIP LOCKED
-), queued AS (
-    SELECT visitor_id, count(*) AS entries FROM dirty_visitors
-    WHERE visitor_id IN (SELECT visitor_id FROM candidates)
-    GROUP BY visitor_id
+), entries AS (
+    -- Every queued entry of the picked visitors, and whether this statement holds it.
+    SELECT d.ctid AS entry, d.visitor_id, d.first_ts, d.last_ts, mine.entry IS NOT NULL AS mine
+    FROM dirty_visitors d
+    LEFT JOIN LATERAL (
+        SELECT x.ctid AS entry FROM dirty_visitors x WHERE x.ctid = d.ctid
+        FOR UPDATE SKIP LOCKED
+    ) AS mine ON true
+    WHERE d.visitor_id = ANY(ARRAY(SELECT DISTINCT visitor_id FROM picked))
 ), claimed AS (
     -- Only visitors all of whose entries this statement holds: an entry that is
     -- visible but could not be locked belongs to a stitcher busy with the visitor.
-    SELECT l.visitor_id, min(l.first_ts) AS first_ts, max(l.last_ts) AS last_ts
-    FROM locked l JOIN queued q USING (visitor_id)
-    GROUP BY l.visitor_id, q.entries
-    HAVING count(*) = q.entries
+    SELECT visitor_id, min(first_ts) AS first_ts, max(last_ts) AS last_ts,
+           session_id_for(visitor_id, 'epoch') AS first_key,
+           session_id_for(visitor_id, 'infinity') AS last_key
+    FROM entries GROUP BY visitor_id
+    HAVING bool_and(mine)
 ), old AS (
-    -- Stored sessions that overlap or touch [first_ts, last_ts] within the timeout.
-    -- Sessions never overlap, so those starting before the last one that starts
-    -- at or before first_ts all end at least a timeout before it.
-    SELECT s.session_id, s.visitor_id, s.started_at, s.ended_at
+    -- Stored sessions that overlap or touch [first_ts, last_ts] within the timeout:
+    -- from the last one starting at or before first_ts (those before it end at
+    -- least a timeout before it) to the last one starting within the timeout after
+    -- last_ts. Locked, so that their row versions stay the ones read here.
+    SELECT c.visitor_id, s.*
     FROM claimed c
     CROSS JOIN LATERAL (
-        SELECT coalesce(max(started_at), '-infinity') AS since FROM sessions
-        WHERE visitor_id = c.visitor_id AND started_at <= c.first_ts
+        SELECT coalesce(
+            (SELECT session_id FROM sessions
+             WHERE session_id BETWEEN c.first_key AND session_id_for(c.visitor_id, c.first_ts)
+             ORDER BY session_id DESC LIMIT 1),
+            c.first_key) AS since
     ) AS before
-    JOIN sessions s ON s.visitor_id = c.visitor_id
-        AND s.started_at >= before.since AND s.started_at < c.last_ts + %(timeout)s
-    WHERE s.ended_at > c.first_ts - %(timeout)s
+    CROSS JOIN LATERAL (
+        SELECT s.ctid AS row, s.started_at, s.ended_at FROM sessions s
+        WHERE s.session_id >= before.since
+          AND s.session_id < session_id_for(c.visitor_id, c.last_ts + %(timeout)s)
+          AND s.ended_at > c.first_ts - %(timeout)s
+        FOR UPDATE
+    ) AS s
 ), bounds AS (
     -- The range to recompute: its edges are gaps of at least the timeout.
-    SELECT c.visitor_id, least(c.first_ts, min(o.started_at)) AS lo,
-           greatest(c.last_ts, max(o.ended_at)) AS hi
+    SELECT c.visitor_id, c.first_key, c.last_key,
+           least(c.first_ts, min(o.started_at)) AS lo, greatest(c.last_ts, max(o.ended_at)) AS hi
     FROM claimed c LEFT JOIN old o USING (visitor_id)
-    GROUP BY c.visitor_id, c.first_ts, c.last_ts
+    GROUP BY c.visitor_id, c.first_key, c.last_key, c.first_ts, c.last_ts
 ), views AS (
-    SELECT p.visitor_id, p.ts, p.request_id, p.file_id, p.host, p.path AS landing_page,
-           p.path AS exit_page, {_list("p.{}", ENTRY_COLUMNS[2:])},
+    -- Each page view, its place, and whether it starts or ends a session.
+    SELECT p.visitor_id, p.ts, p.request_id, p.file_id, p.path AS exit_page,
+           {_list("p.{}", ENTRY_COLUMNS).replace("p.landing_page", "p.path AS landing_page")},
+           row_number() OVER w AS number,
            coalesce(p.ts - lag(p.ts) OVER w >= %(timeout)s, true) AS first,
            coalesce(lead(p.ts) OVER w - p.ts >= %(timeout)s, true) AS last
-    FROM bounds b
+    FROM (SELECT * FROM bounds ORDER BY visitor_id) AS b  -- so that only ties need sorting
     JOIN page_views p ON p.visitor_id = b.visitor_id AND p.ts BETWEEN b.lo AND b.hi
     WHERE NOT p.is_bot
     WINDOW w AS (PARTITION BY p.visitor_id ORDER BY {_ORDER})
-), numbered AS (
-    SELECT v.*, count(*) FILTER (WHERE v.first)
-               OVER (PARTITION BY v.visitor_id ORDER BY {_ORDER} ROWS UNBOUNDED PRECEDING)
-               AS number
-    FROM views v
+), edges AS (
+    -- First and last page views only: each session's last one follows its first.
+    SELECT v.*, lead(ts) OVER e AS next_ts, lead(number) OVER e AS next_number,
+           lead(exit_page) OVER e AS next_exit_page
+    FROM views v WHERE first OR last
+    WINDOW e AS (PARTITION BY visitor_id ORDER BY {_ORDER})
 ), fresh AS (
-    SELECT visitor_id, min(ts) AS started_at, max(ts) AS ended_at,
-           max(ts) - min(ts) AS duration, count(*)::integer AS page_views,
-           {_list("max({0}) FILTER (WHERE first) AS {0}", ENTRY_COLUMNS)},
-           max(exit_page) FILTER (WHERE last) AS exit_page
-    FROM numbered GROUP BY visitor_id, number
-), newest AS (
-    SELECT max(last_ts) AS ts FROM log_files
-), computed AS (
-    SELECT md5(f.visitor_id::text || '/' ||
-               (extract(epoch FROM f.started_at) * 1000000)::bigint::text)::uuid AS session_id,
-           f.*, coalesce(f.ended_at > newest.ts - %(timeout)s, false) AS can_grow
-    FROM fresh f, newest
-), written AS (
-    INSERT INTO sessions AS s ({_list("{}", SESSION_COLUMNS)})
-    SELECT {_list("{}", SESSION_COLUMNS)} FROM computed
-    ON CONFLICT (session_id) DO UPDATE SET {_list("{0} = excluded.{0}", CHANGING_COLUMNS)}
-    WHERE ({_list("s.{}", CHANGING_COLUMNS)})
-          IS DISTINCT FROM ({_list("excluded.{}", CHANGING_COLUMNS)})
-    RETURNING 1
+    SELECT visitor_id, ts AS started_at,
+           CASE WHEN last THEN ts ELSE next_ts END AS ended_at,
+           CASE WHEN last THEN 1 ELSE next_number - number + 1 END::integer AS page_views,
+           {_list("{}", ENTRY_COLUMNS)},
+           CASE WHEN last THEN exit_page ELSE next_exit_page END AS exit_page
+    FROM edges WHERE first
 ), removed AS (
-    DELETE FROM sessions s USING old o
-    WHERE s.session_id = o.session_id
-      AND o.session_id NOT IN (SELECT session_id FROM computed)
+    DELETE FROM sessions WHERE ctid = ANY(ARRAY(SELECT row FROM old))
+    RETURNING 1
+), inserted AS (
+    -- The scalar subquery on removed runs first, so old rows are gone before
+    -- sessions with the same id come back.
+    INSERT INTO sessions ({_list("{}", SESSION_COLUMNS)})
+    SELECT session_id_for(f.visitor_id, f.started_at), f.visitor_id, f.started_at, f.ended_at,
+           f.ended_at - f.started_at, f.page_views, {_list("f.{}", ENTRY_COLUMNS)}, f.exit_page,
+           coalesce(f.ended_at > newest.ts - %(timeout)s, false)
+    FROM fresh f, (SELECT max(last_ts) AS ts FROM log_files) AS newest
+    WHERE (SELECT count(*) FROM removed) >= 0
     RETURNING 1
 ), totals AS (
-    -- The visitor's sessions as this statement leaves them.
-    SELECT visitor_id, min(started_at) AS first_seen, max(ended_at) AS last_seen,
-           count(*)::integer AS sessions, sum(page_views)::integer AS page_views
-    FROM (
-        SELECT s.visitor_id, s.started_at, s.ended_at, s.page_views FROM sessions s
-        WHERE s.visitor_id IN (SELECT visitor_id FROM claimed)
-          AND s.session_id NOT IN (SELECT session_id FROM old)
-        UNION ALL
-        SELECT visitor_id, started_at, ended_at, page_views FROM fresh
-    ) AS kept
-    GROUP BY visitor_id
+    -- Each visitor's sessions as this statement leaves them: the stored ones
+    -- outside the recomputed range, and the fresh ones.
+    SELECT b.visitor_id,
+           least(k.first_seen, f.first_seen) AS first_seen,
+           greatest(k.last_seen, f.last_seen) AS last_seen,
+           (k.sessions + coalesce(f.sessions, 0))::integer AS sessions,
+           (coalesce(k.page_views, 0) + coalesce(f.page_views, 0))::integer AS page_views
+    FROM bounds b
+    CROSS JOIN LATERAL (
+        SELECT min(s.started_at) AS first_seen, max(s.ended_at) AS last_seen,
+               count(*) AS sessions, sum(s.page_views) AS page_views
+        FROM sessions s
+        WHERE s.session_id BETWEEN b.first_key AND b.last_key
+          AND (s.started_at < b.lo OR s.started_at > b.hi)
+    ) AS k
+    LEFT JOIN (
+        SELECT visitor_id, min(started_at) AS first_seen, max(ended_at) AS last_seen,
+               count(*) AS sessions, sum(page_views) AS page_views
+        FROM fresh GROUP BY visitor_id
+    ) AS f USING (visitor_id)
 ), visitors_written AS (
     INSERT INTO visitors AS v (visitor_id, first_seen, last_seen, sessions, page_views)
-    SELECT * FROM totals
+    SELECT * FROM totals WHERE sessions > 0
     ON CONFLICT (visitor_id) DO UPDATE SET
         first_seen = excluded.first_seen, last_seen = excluded.last_seen,
         sessions = excluded.sessions, page_views = excluded.page_views
-    WHERE (v.first_seen, v.last_seen, v.sessions, v.page_views)
-          IS DISTINCT FROM (excluded.first_seen, excluded.last_seen, excluded.sessions,
-                            excluded.page_views)
     RETURNING 1
 ), visitors_removed AS (
     DELETE FROM visitors
-    WHERE visitor_id IN (SELECT visitor_id FROM claimed)
-      AND visitor_id NOT IN (SELECT visitor_id FROM totals)
+    WHERE visitor_id = ANY(ARRAY(SELECT visitor_id FROM totals WHERE sessions = 0))
     RETURNING 1
 ), done AS (
+    -- The entries of claimed visitors this statement sees are the ones it locked.
     DELETE FROM dirty_visitors
-    WHERE id IN (SELECT id FROM locked WHERE visitor_id IN (SELECT visitor_id FROM claimed))
+    WHERE visitor_id = ANY(ARRAY(SELECT visitor_id FROM claimed))
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM picked), (SELECT count(*) FROM claimed),
-       (SELECT count(*) FROM views), (SELECT count(*) FROM written),
+       (SELECT coalesce(sum(page_views), 0) FROM fresh), (SELECT count(*) FROM inserted),
        (SELECT count(*) FROM removed)
 """
 
@@ -192,7 +209,6 @@ WITH newest AS (
     SELECT s.session_id FROM sessions s, newest
     WHERE (s.can_grow AND s.ended_at <= newest.horizon)
        OR (NOT s.can_grow AND s.ended_at > newest.horizon)
-       OR (s.can_grow AND newest.horizon IS NULL)
     FOR UPDATE OF s SKIP LOCKED
 )
 UPDATE sessions s SET can_grow = NOT s.can_grow FROM flipped
