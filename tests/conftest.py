@@ -8,9 +8,10 @@ import uuid
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
 from cflogs import aws, db
 from cflogs.config import Settings
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 # Powertools needs these, in tests as in Lambda.
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "cflogs-test")
