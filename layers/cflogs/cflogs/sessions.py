@@ -68,9 +68,9 @@ def _list(template: str, columns: tuple[str, ...]) -> str:
 _ORDER = 'ts, request_id COLLATE "C", file_id'
 
 # session_id_for(visitor, ts) sorts by visitor, then start: a visitor's sessions
-# are one range of the primary key. Per-visitor lookups are LATERAL subqueries
-# that the planner cannot flatten (FOR UPDATE, aggregates), so they stay index
-# probes whatever it estimates for the CTEs.
+# are one range of the primary key. Per-visitor lookups are LATERAL aggregates,
+# which the planner cannot flatten, so they stay index probes whatever it
+# estimates for the CTEs.
 _BATCH = f"""
 WITH picked AS (
     SELECT visitor_id FROM dirty_visitors ORDER BY id LIMIT %(batch_size)s
@@ -87,38 +87,35 @@ WITH picked AS (
 ), claimed AS (
     -- Only visitors all of whose entries this statement holds: an entry that is
     -- visible but could not be locked belongs to a stitcher busy with the visitor.
-    SELECT visitor_id, min(first_ts) AS first_ts, max(last_ts) AS last_ts,
-           session_id_for(visitor_id, 'epoch') AS first_key,
-           session_id_for(visitor_id, 'infinity') AS last_key
+    SELECT visitor_id, min(first_ts) AS first_ts, max(last_ts) AS last_ts
     FROM entries GROUP BY visitor_id
     HAVING bool_and(mine)
-), old AS (
-    -- Stored sessions that overlap or touch [first_ts, last_ts] within the timeout:
-    -- from the last one starting at or before first_ts (those before it end at
-    -- least a timeout before it) to the last one starting within the timeout after
-    -- last_ts. Locked, so that their row versions stay the ones read here.
-    SELECT c.visitor_id, s.*
+), bounds AS (
+    -- Per visitor, its stored sessions in one probe: those that overlap or touch
+    -- [first_ts, last_ts] within the timeout are replaced; the widened range
+    -- [lo, hi] around them has gaps of at least the timeout at both edges, so
+    -- nothing outside it changes, and the other sessions are kept as they are.
+    SELECT c.visitor_id, least(c.first_ts, s.old_start) AS lo,
+           greatest(c.last_ts, s.old_end) AS hi, s.*
     FROM claimed c
     CROSS JOIN LATERAL (
-        SELECT coalesce(
-            (SELECT session_id FROM sessions
-             WHERE session_id BETWEEN c.first_key AND session_id_for(c.visitor_id, c.first_ts)
-             ORDER BY session_id DESC LIMIT 1),
-            c.first_key) AS since
-    ) AS before
-    CROSS JOIN LATERAL (
-        SELECT s.ctid AS row, s.started_at, s.ended_at FROM sessions s
-        WHERE s.session_id >= before.since
-          AND s.session_id < session_id_for(c.visitor_id, c.last_ts + %(timeout)s)
-          AND s.ended_at > c.first_ts - %(timeout)s
-        FOR UPDATE
+        SELECT count(*) AS stored,
+               array_agg(session_id) FILTER (WHERE old) AS old_ids,
+               min(started_at) FILTER (WHERE old) AS old_start,
+               max(ended_at) FILTER (WHERE old) AS old_end,
+               count(*) FILTER (WHERE NOT old) AS kept_sessions,
+               sum(page_views) FILTER (WHERE NOT old) AS kept_page_views,
+               min(started_at) FILTER (WHERE NOT old) AS kept_first,
+               max(ended_at) FILTER (WHERE NOT old) AS kept_last
+        FROM (
+            SELECT session_id, started_at, ended_at, page_views,
+                   ended_at > c.first_ts - %(timeout)s
+                   AND started_at < c.last_ts + %(timeout)s AS old
+            FROM sessions
+            WHERE session_id BETWEEN session_id_for(c.visitor_id, 'epoch')
+                                 AND session_id_for(c.visitor_id, 'infinity')
+        ) AS stored
     ) AS s
-), bounds AS (
-    -- The range to recompute: its edges are gaps of at least the timeout.
-    SELECT c.visitor_id, c.first_key, c.last_key,
-           least(c.first_ts, min(o.started_at)) AS lo, greatest(c.last_ts, max(o.ended_at)) AS hi
-    FROM claimed c LEFT JOIN old o USING (visitor_id)
-    GROUP BY c.visitor_id, c.first_key, c.last_key, c.first_ts, c.last_ts
 ), views AS (
     -- Each page view, its place, and whether it starts or ends a session.
     SELECT p.visitor_id, p.ts, p.request_id, p.file_id, p.path AS exit_page,
@@ -144,7 +141,7 @@ WITH picked AS (
            CASE WHEN last THEN exit_page ELSE next_exit_page END AS exit_page
     FROM edges WHERE first
 ), removed AS (
-    DELETE FROM sessions WHERE ctid = ANY(ARRAY(SELECT row FROM old))
+    DELETE FROM sessions WHERE session_id = ANY(ARRAY(SELECT unnest(old_ids) FROM bounds))
     RETURNING 1
 ), inserted AS (
     -- The scalar subquery on removed runs first, so old rows are gone before
@@ -157,21 +154,13 @@ WITH picked AS (
     WHERE (SELECT count(*) FROM removed) >= 0
     RETURNING 1
 ), totals AS (
-    -- Each visitor's sessions as this statement leaves them: the stored ones
-    -- outside the recomputed range, and the fresh ones.
-    SELECT b.visitor_id,
-           least(k.first_seen, f.first_seen) AS first_seen,
-           greatest(k.last_seen, f.last_seen) AS last_seen,
-           (k.sessions + coalesce(f.sessions, 0))::integer AS sessions,
-           (coalesce(k.page_views, 0) + coalesce(f.page_views, 0))::integer AS page_views
+    -- Each visitor's sessions as this statement leaves them: the kept and the fresh.
+    SELECT b.visitor_id, b.stored,
+           least(b.kept_first, f.first_seen) AS first_seen,
+           greatest(b.kept_last, f.last_seen) AS last_seen,
+           (b.kept_sessions + coalesce(f.sessions, 0))::integer AS sessions,
+           (coalesce(b.kept_page_views, 0) + coalesce(f.page_views, 0))::integer AS page_views
     FROM bounds b
-    CROSS JOIN LATERAL (
-        SELECT min(s.started_at) AS first_seen, max(s.ended_at) AS last_seen,
-               count(*) AS sessions, sum(s.page_views) AS page_views
-        FROM sessions s
-        WHERE s.session_id BETWEEN b.first_key AND b.last_key
-          AND (s.started_at < b.lo OR s.started_at > b.hi)
-    ) AS k
     LEFT JOIN (
         SELECT visitor_id, min(started_at) AS first_seen, max(ended_at) AS last_seen,
                count(*) AS sessions, sum(page_views) AS page_views
@@ -179,14 +168,15 @@ WITH picked AS (
     ) AS f USING (visitor_id)
 ), visitors_written AS (
     INSERT INTO visitors AS v (visitor_id, first_seen, last_seen, sessions, page_views)
-    SELECT * FROM totals WHERE sessions > 0
+    SELECT visitor_id, first_seen, last_seen, sessions, page_views FROM totals
+    WHERE sessions > 0
     ON CONFLICT (visitor_id) DO UPDATE SET
         first_seen = excluded.first_seen, last_seen = excluded.last_seen,
         sessions = excluded.sessions, page_views = excluded.page_views
     RETURNING 1
 ), visitors_removed AS (
     DELETE FROM visitors
-    WHERE visitor_id = ANY(ARRAY(SELECT visitor_id FROM totals WHERE sessions = 0))
+    WHERE visitor_id = ANY(ARRAY(SELECT visitor_id FROM totals WHERE sessions = 0 AND stored > 0))
     RETURNING 1
 ), done AS (
     -- The entries of claimed visitors this statement sees are the ones it locked.
