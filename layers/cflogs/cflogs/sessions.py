@@ -190,19 +190,34 @@ SELECT (SELECT count(*) FROM picked), (SELECT count(*) FROM claimed),
 """
 
 # Sessions the newest page view has moved past, or (after a reload dropped the
-# newest page views) no longer past. Rows a running batch holds are skipped: that
+# newest page views) no longer past. Only a visitor's last session can end after
+# the horizon (the one before it ends at least a timeout before its start), so
+# visitors last seen after it lead to every session to reopen; open sessions are
+# few and have an index of their own. Rows a running batch holds are skipped: that
 # batch writes them with its own view of the newest page view.
 _CAN_GROW = """
 WITH newest AS (
     SELECT max(last_ts) - %(timeout)s AS horizon FROM log_files
-), flipped AS (
-    SELECT s.session_id FROM sessions s, newest
-    WHERE (s.can_grow AND s.ended_at <= newest.horizon)
-       OR (NOT s.can_grow AND s.ended_at > newest.horizon)
+), closing AS (
+    SELECT s.session_id FROM newest, sessions s
+    WHERE s.can_grow AND s.ended_at <= newest.horizon
     FOR UPDATE OF s SKIP LOCKED
+), opening AS (
+    SELECT s.session_id
+    FROM newest
+    CROSS JOIN visitors v
+    CROSS JOIN LATERAL (
+        SELECT session_id FROM sessions
+        WHERE session_id BETWEEN session_id_for(v.visitor_id, 'epoch')
+                             AND session_id_for(v.visitor_id, 'infinity')
+          AND NOT can_grow AND ended_at > newest.horizon
+        FOR UPDATE SKIP LOCKED
+    ) AS s
+    WHERE v.last_seen > newest.horizon
 )
-UPDATE sessions s SET can_grow = NOT s.can_grow FROM flipped
-WHERE s.session_id = flipped.session_id
+UPDATE sessions SET can_grow = NOT can_grow
+WHERE session_id = ANY(ARRAY(SELECT session_id FROM closing
+                             UNION ALL SELECT session_id FROM opening))
 """
 
 

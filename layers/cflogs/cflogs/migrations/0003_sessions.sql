@@ -37,8 +37,8 @@ CREATE TABLE sessions (
     -- stored, so a page view still to come could extend the session.
     can_grow          boolean     NOT NULL
 );
--- Finds the sessions whose can_grow flips when the newest page view moves.
-CREATE INDEX sessions_can_grow ON sessions (can_grow, ended_at);
+-- The open sessions: the ones to close when the newest page view moves on.
+CREATE INDEX sessions_open ON sessions (ended_at) WHERE can_grow;
 
 -- One row per human visitor: the aggregate of their sessions.
 CREATE TABLE visitors (
@@ -48,6 +48,9 @@ CREATE TABLE visitors (
     sessions   integer     NOT NULL,
     page_views integer     NOT NULL
 );
+-- Recent visitors; also leads to the sessions that reopen when a reload moves the
+-- newest page view back.
+CREATE INDEX visitors_last_seen ON visitors (last_seen);
 
 -- The newest page view stored is max(log_files.last_ts): one index probe.
 CREATE INDEX log_files_last_ts ON log_files (last_ts);
