@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from datetime import timedelta
 from itertools import groupby
 
@@ -328,6 +329,42 @@ def test_time_budget_stops_between_batches(auto, pipeline):
     assert (result.batches, result.visitors, result.backlog) == (0, 0, 3)
     result = sessions.stitch(auto, batch_size=1)  # the fourth batch finds the queue empty
     assert (result.batches, result.visitors, result.backlog) == (4, 3, 0)
+
+
+def test_stitchers_running_alongside_ingest_agree_with_a_batch_run(auto, env, pipeline):
+    """Two stitcher threads loop while files (some replayed, some reloaded smaller)
+    are loaded: no errors, no lock waits to speak of, and the batch result."""
+    files = {
+        f"f{n}": [
+            pv(f"2025-02-16 1{n % 3}:{m:02d}:{n:02d}", f"/p{m}", ip=f"192.0.2.{(n * m) % 7}")
+            for m in range(0, 60, 7)
+        ]
+        for n in range(8)
+    }
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def stitcher():
+        try:
+            with db.connect(env, autocommit=True, options=NO_WAITING) as conn:
+                while not stop.is_set():
+                    sessions.stitch(conn, batch_size=3)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=stitcher) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for key, records in [*files.items(), ("f2", files["f2"]), ("f5", files["f5"][::2])]:
+            load(auto, pipeline, key, records)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    sessions.stitch(auto)
+    assert_batch_equal(auto)
 
 
 def test_full_rebuild_gives_the_same_rows(auto, pipeline):
