@@ -429,14 +429,20 @@ def page_views(draw) -> list[dict]:
 OPERATIONS = st.sampled_from(
     ["replay", "reload", "stitch", "hold", "release", "interrupt", "stitch"]
 )
-EXAMPLES = int(os.environ.get("STITCH_EXAMPLES", "200"))
-
-
-@settings(
-    max_examples=EXAMPLES,
+# Database tests: no deadline; fixtures are function-scoped but every example
+# cleans the tables itself. "stitch-ci" (the default) runs 300 examples in well
+# under a minute here; STITCH_PROFILE=stitch-dev runs 50, stitch-long 2,000.
+settings.register_profile(
+    "stitch-ci",
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+settings.register_profile("stitch-dev", settings.get_profile("stitch-ci"), max_examples=50)
+settings.register_profile("stitch-long", settings.get_profile("stitch-ci"), max_examples=2000)
+
+
+@settings(settings.get_profile(os.environ.get("STITCH_PROFILE", "stitch-ci")))
 @given(views=page_views(), data=st.data())
 def test_stitching_equals_a_batch_run(auto, env, pipeline, views, data):
     clean_tables(auto)
@@ -474,3 +480,4 @@ def test_stitching_equals_a_batch_run(auto, env, pipeline, views, data):
         other.commit()
     sessions.stitch(auto, batch_size=data.draw(st.integers(1, 3)))
     assert_batch_equal(auto)
+    assert_rebuild_equal(auto)  # session ids too: they depend on nothing but the page views
