@@ -189,35 +189,33 @@ SELECT (SELECT count(*) FROM picked), (SELECT count(*) FROM claimed),
        (SELECT count(*) FROM removed)
 """
 
-# Sessions the newest page view has moved past, or (after a reload dropped the
-# newest page views) no longer past. Only a visitor's last session can end after
-# the horizon (the one before it ends at least a timeout before its start), so
-# visitors last seen after it lead to every session to reopen; open sessions are
-# few and have an index of their own. Rows a running batch holds are skipped: that
-# batch writes them with its own view of the newest page view.
+# Sessions whose can_grow is wrong for the horizon (the newest page view minus the
+# timeout): open ones it has moved past, and closed ones it no longer passes after
+# a reload dropped the newest page views. Only a visitor's last session can end
+# after the horizon (the one before it ends at least a timeout before its start),
+# so visitors last seen after it lead to every session to reopen. Rows a running
+# batch holds are skipped: it writes them with its own view of the newest page view.
 _CAN_GROW = """
-WITH newest AS (
-    SELECT max(last_ts) - %(timeout)s AS horizon FROM log_files
-), closing AS (
-    SELECT s.session_id FROM newest, sessions s
-    WHERE s.can_grow AND s.ended_at <= newest.horizon
-    FOR UPDATE OF s SKIP LOCKED
-), opening AS (
-    SELECT s.session_id
-    FROM newest
-    CROSS JOIN visitors v
+WITH candidates AS (
+    SELECT session_id FROM sessions WHERE can_grow AND ended_at <= %(horizon)s
+    UNION ALL
+    SELECT last.session_id
+    FROM visitors v
     CROSS JOIN LATERAL (
-        SELECT session_id FROM sessions
+        SELECT session_id, can_grow, ended_at FROM sessions
         WHERE session_id BETWEEN session_id_for(v.visitor_id, 'epoch')
                              AND session_id_for(v.visitor_id, 'infinity')
-          AND NOT can_grow AND ended_at > newest.horizon
-        FOR UPDATE SKIP LOCKED
-    ) AS s
-    WHERE v.last_seen > newest.horizon
+        ORDER BY session_id DESC LIMIT 1
+    ) AS last
+    WHERE v.last_seen > %(horizon)s AND NOT last.can_grow AND last.ended_at > %(horizon)s
+), flipped AS (
+    SELECT session_id FROM sessions
+    WHERE session_id = ANY(ARRAY(SELECT session_id FROM candidates))
+      AND can_grow = (ended_at <= %(horizon)s)
+    FOR UPDATE SKIP LOCKED
 )
 UPDATE sessions SET can_grow = NOT can_grow
-WHERE session_id = ANY(ARRAY(SELECT session_id FROM closing
-                             UNION ALL SELECT session_id FROM opening))
+WHERE session_id = ANY(ARRAY(SELECT session_id FROM flipped))
 """
 
 
@@ -259,10 +257,14 @@ def stitch_batch(
 
 
 def update_can_grow(conn: psycopg.Connection, timeout_minutes: int = 30) -> int:
-    """Bring can_grow up to date with the newest page view; returns sessions flipped."""
+    """Bring can_grow up to date with the newest page view; returns sessions flipped.
+    The horizon goes in as a value, so that the planner estimates from statistics."""
     with conn.transaction():
-        cursor = conn.execute(_CAN_GROW, {"timeout": timedelta(minutes=timeout_minutes)})
-    return cursor.rowcount
+        newest = conn.execute("SELECT max(last_ts) FROM log_files").fetchone()[0]
+        if newest is None:
+            return 0
+        horizon = newest - timedelta(minutes=timeout_minutes)
+        return conn.execute(_CAN_GROW, {"horizon": horizon}).rowcount
 
 
 def backlog(conn: psycopg.Connection) -> int:
