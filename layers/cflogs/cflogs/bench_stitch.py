@@ -1,4 +1,4 @@
-"""Stitch benchmark: `python -m cflogs.bench_stitch [--page-views N] [--visitors N]`.
+"""Stitch benchmark: `python -m cflogs.bench_stitch [--page-views N] [--batch-size N]`.
 
 Loads synthetic page views with COPY into a database of its own (created on the
 DATABASE_URL server, or the embedded one, and dropped at the end), queues every
