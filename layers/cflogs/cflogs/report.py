@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 
 import psycopg
 
@@ -127,7 +128,7 @@ def build(conn: psycopg.Connection, filters: Filters | None = None) -> Report:
     for title, expression, label in by_session:
         top(
             title,
-            (label, "sessions", "share"),
+            (label, "sessions", "share %"),
             f"""SELECT coalesce({expression}, '(none)'), count(*),
                        round(100.0 * count(*) / sum(count(*)) OVER (), 1)
                 FROM sessions WHERE {ss} GROUP BY 1 ORDER BY 2 DESC, 1""",
@@ -150,7 +151,7 @@ def build(conn: psycopg.Connection, filters: Filters | None = None) -> Report:
     )
     top(
         "Status classes",
-        ("status", "requests", "share"),
+        ("status", "requests", "share %"),
         f"""SELECT status_class, sum(requests),
                    round(100.0 * sum(requests) / sum(sum(requests)) OVER (), 1)
             FROM traffic_hourly WHERE {th} GROUP BY 1 ORDER BY 1""",
@@ -166,8 +167,10 @@ def _ratio(part, whole) -> float | None:
 def _fmt(value) -> str:
     if value is None:
         return "-"
+    if isinstance(value, Decimal):  # sums and rounded shares from PostgreSQL
+        value = int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, float):
-        return f"{value:.1%}" if value <= 1 else f"{value:,.2f}"
+        return f"{value:,.1f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -273,7 +276,8 @@ def _html_table(title: str, columns: tuple[str, ...], rows: list[tuple]) -> str:
     if not rows:
         body.append(f'<tr><td colspan="{len(columns)}">no data</td></tr>')
     return (
-        f"<section><h2>{html.escape(title)}</h2><table><thead><tr>{head}<th></th></tr></thead>"
+        f"<section><h2>{html.escape(title)}</h2><table><thead><tr>{head}"
+        f"{'<th></th>' if peak else ''}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table></section>"
     )
 
