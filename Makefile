@@ -8,7 +8,7 @@ export SAM_CLI_TELEMETRY := 0
 EVENT  ?= events/s3-put.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint validate build demo invoke bench clean
+.PHONY: help install test lint validate build demo invoke sam-invoke bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,8 +40,14 @@ demo: $(STAMP) ## the whole pipeline locally on a generated week of logs; writes
 invoke: $(STAMP) ## run a handler in-process: make invoke FN=IngestFunction EVENT=events/s3-put.json
 	$(BIN)/cflogs invoke $(FN) $(EVENT)
 
-bench: $(STAMP) ## measure ingest and parse throughput (see DESIGN.md figures)
+sam-invoke: $(STAMP) ## sam local invoke (needs Docker) with env.json: make sam-invoke FN=... EVENT=...
+	test -f env.json || cp events/env.example.json env.json
+	$(BIN)/sam build --region us-east-1
+	$(BIN)/sam local invoke $(FN) --event $(EVENT) --env-vars env.json --region us-east-1
+
+bench: $(STAMP) ## the DESIGN.md figures: ingest, parse+enrich, stitch, RSS, cold start
 	$(BIN)/python -m cflogs.bench
+	$(BIN)/python -m cflogs.bench_stitch
 
 clean: ## remove build output and the local data folder
 	rm -rf .aws-sam .cflogs build

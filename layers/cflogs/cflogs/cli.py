@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import logging
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = commands.add_parser("stitch", help="bring sessions and visitors up to date")
     p.add_argument("--budget", type=float, help="stop starting batches after this many seconds")
+    p.add_argument("--batch-size", type=int, help="queue entries per batch (one transaction)")
 
     p = commands.add_parser("backfill", help="load (or queue) what S3 has and the ledger lacks")
     p.add_argument("prefixes", nargs="+", metavar="s3://BUCKET/PREFIX")
@@ -297,7 +299,9 @@ def cmd_demo(args) -> int:
 def cmd_invoke(args) -> int:
     from .invoke import invoke, read_event
 
-    result = invoke(args.function, read_event(args.event), args.template)
+    # As `sam local invoke` does: the function's logs on stderr, its result on stdout.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = invoke(args.function, read_event(args.event), args.template)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
