@@ -183,7 +183,18 @@ def _fmt_total(name: str, value) -> str:
         return f"{value:.1%}"
     if name == "pages per session":
         return f"{value:.2f}"
+    if name == "bytes sent":
+        return _bytes(int(value))
     return _fmt(value)
+
+
+def _bytes(count: float) -> str:
+    unit = "B"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if count < 1000 or unit == "TB":
+            break
+        count /= 1000
+    return f"{count:,.0f} B" if unit == "B" else f"{count:,.1f} {unit}"
 
 
 # ---------------------------------------------------------------- terminal
