@@ -136,6 +136,12 @@ def test_file_with_no_data_lines():
     assert records == [] and stats.lines == 0
 
 
+def _corrupt_middle() -> bytes:
+    data = bytearray(gzip.compress(log_text([record(path=f"/p{i}") for i in range(200)]).encode()))
+    data[len(data) // 2 : len(data) // 2 + 16] = b"\xff" * 16
+    return bytes(data)
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
@@ -145,6 +151,7 @@ def test_file_with_no_data_lines():
         (b"#Fields: foo bar\n", "lacks"),
         (gzip.compress(b"#Version: 1.0\n" * 1000)[:-20], "truncated gzip"),
         (b"\x1f\x8bnot really gzip", "gzip"),
+        (_corrupt_middle(), "corrupt gzip"),
     ],
 )
 def test_not_a_log_file(data, reason):

@@ -14,6 +14,8 @@ from functools import lru_cache
 from operator import itemgetter
 from urllib.parse import unquote
 
+from isal import igzip, isal_zlib
+
 # The legacy standard log fields in the order CloudFront added them; a file has
 # the first 12, 15, 18, 19, 23, 24, 26 or 33 of them.
 LEGACY_FIELDS = [
@@ -168,7 +170,8 @@ def open_lines(stream) -> io.TextIOBase:
     if not head:
         raise NotALogFile("empty object")
     raw = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 20)
-    binary = gzip.GzipFile(fileobj=raw, mode="rb") if head == b"\x1f\x8b" else raw
+    # isal's gzip reader is a drop-in for the standard one at about twice the speed.
+    binary = igzip.GzipFile(fileobj=raw, mode="rb") if head == b"\x1f\x8b" else raw
     return io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="\n")
 
 
@@ -325,7 +328,7 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
                 record[15],
                 record[17],
             )
-    except (gzip.BadGzipFile, zlib.error) as exc:
+    except (gzip.BadGzipFile, zlib.error, isal_zlib.error) as exc:
         raise NotALogFile(f"corrupt gzip data: {exc}") from exc
     except EOFError as exc:
         raise NotALogFile("truncated gzip data") from exc
