@@ -92,3 +92,15 @@ def conn(env):
 def table(conn: psycopg.Connection, name: str, order_by: str) -> list[tuple]:
     """All rows of a table in a stable order, for comparing database states."""
     return conn.execute(f"SELECT * FROM {name} ORDER BY {order_by}").fetchall()
+
+
+@pytest.fixture(autouse=True)
+def fresh_metrics():
+    """Powertools keeps metrics in class-level storage shared by every Metrics(); in
+    Lambda each function has its own process, here one test's leftovers (a handler
+    that raised, metrics disabled) would reach the next."""
+    from aws_lambda_powertools import Metrics
+
+    Metrics().clear_metrics()
+    yield
+    Metrics().clear_metrics()

@@ -86,3 +86,10 @@ def test_html_report_renders_in_headless_chromium(demo_run, tmp_path):
         check=True,
     )
     assert shot.stat().st_size > 10_000
+
+
+def test_demo_leaves_the_environment_as_it_found_it(demo_run):
+    import os
+
+    assert "AWS_ENDPOINT_URL" not in os.environ
+    assert "POWERTOOLS_METRICS_DISABLED" not in os.environ

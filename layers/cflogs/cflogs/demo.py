@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote_plus
 
@@ -57,18 +58,39 @@ class Functions:
         return handler(event, LambdaContext(function.name, function.timeout_s))
 
 
-def _start_s3() -> object:
+@contextmanager
+def _environment(**values: str):
+    """Set environment variables for the demo and put everything back afterwards
+    (the demo runs in tests too, beside other code reading the environment)."""
+    saved = dict(os.environ)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        aws.reset_clients()
+
+
+@contextmanager
+def _in_process_s3():
+    """moto's S3 server on a free loopback port, with boto3 pointed at it."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ[name] = "demo"
-    os.environ.pop("AWS_PROFILE", None)
-    aws.reset_clients()
-    return server
+    with _environment(
+        AWS_ENDPOINT_URL=f"http://{host}:{port}",
+        AWS_ACCESS_KEY_ID="demo",
+        AWS_SECRET_ACCESS_KEY="demo",
+    ):
+        os.environ.pop("AWS_PROFILE", None)
+        aws.reset_clients()
+        try:
+            yield aws.client("s3")
+        finally:
+            server.stop()
 
 
 def _sample_logs(folder: Path, days: int, visitors_per_hour: float, seed: int):
@@ -95,55 +117,35 @@ def run(
     from rich.console import Console
     from rich.table import Table
 
-    from .cli import progress_bar
-
     console = console or Console()
     root = root.resolve()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("CFLOGS_DATA_DIR", str(data_dir))
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "cflogs-demo")
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "cflogs")
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    defaults = {
+        "CFLOGS_DATA_DIR": str(data_dir),
+        "POWERTOOLS_METRICS_NAMESPACE": "cflogs-demo",
+        "POWERTOOLS_SERVICE_NAME": "cflogs",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     started = time.perf_counter()
+    with _environment(**{name: os.environ.get(name, value) for name, value in defaults.items()}):
+        with console.status("generating a week of CloudFront logs"):
+            truth, fresh = _sample_logs(data_dir / "logs", days, visitors_per_hour, seed)
+        console.print(
+            f"{'generated' if fresh else 'reusing'} {truth.files} log files, "
+            f"{truth.lines:,} lines in {data_dir / 'logs'}"
+        )
+        with console.status("starting the embedded PostgreSQL and an in-process S3"):
+            conn = db.connect(Settings.from_env(), autocommit=True)
+            db.migrate(conn)
+        with conn, _in_process_s3() as s3:
+            _load_and_stitch(root, data_dir, truth, s3, console)
+            found = report.build(conn)
+        db.close_shared_connection()  # the handlers' connection, as Lambda would drop it
 
-    with console.status("generating a week of CloudFront logs"):
-        truth, fresh = _sample_logs(data_dir / "logs", days, visitors_per_hour, seed)
-    console.print(
-        f"{'generated' if fresh else 'reusing'} {truth.files} log files, {truth.lines:,} lines "
-        f"in {data_dir / 'logs'}"
-    )
-    settings = Settings.from_env()
-    with console.status("starting the embedded PostgreSQL and an in-process S3"):
-        conn = db.connect(settings, autocommit=True)
-        db.migrate(conn)
-        server = _start_s3()
-    functions = Functions(root)
-    try:
-        s3 = aws.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        files = truth.files_in_delivery_order()
-        with progress_bar(console) as progress:
-            task = progress.add_task("put + IngestFunction", total=len(files))
-            for log_file in files:
-                body = (data_dir / "logs" / log_file.name).read_bytes()
-                key = PREFIX + log_file.name
-                put = s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-                event = s3_put_event(BUCKET, key, put["ETag"].strip('"'), len(body))
-                functions("IngestFunction", event)
-                progress.advance(task)
-        with console.status("StitchFunction"):
-            schedule = read_event(root / "events" / "schedule.json")
-            for _ in range(100):
-                result = functions("StitchFunction", schedule)
-                if not result.get("backlog"):
-                    break
-        found = report.build(conn)
-    finally:
-        server.stop()
     report.print_report(found, console)
     if html_path:
         html_path.write_text(report.render_html(found))
@@ -161,5 +163,29 @@ def run(
         table.add_row(name, f"{got:,}", f"{expected:,}", mark)
     console.print(table)
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
-    conn.close()
     return checks
+
+
+def _load_and_stitch(root: Path, data_dir: Path, truth, s3, console) -> None:
+    """Put each file as CloudFront would (delivery order), firing IngestFunction with
+    the S3 event for it, then run StitchFunction on its schedule event until done."""
+    from .cli import progress_bar
+
+    functions = Functions(root)
+    s3.create_bucket(Bucket=BUCKET)
+    files = truth.files_in_delivery_order()
+    with progress_bar(console) as progress:
+        task = progress.add_task("put + IngestFunction", total=len(files))
+        for log_file in files:
+            body = (data_dir / "logs" / log_file.name).read_bytes()
+            key = PREFIX + log_file.name
+            put = s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+            functions(
+                "IngestFunction", s3_put_event(BUCKET, key, put["ETag"].strip('"'), len(body))
+            )
+            progress.advance(task)
+    with console.status("StitchFunction"):
+        schedule = read_event(root / "events" / "schedule.json")
+        for _ in range(100):
+            if not functions("StitchFunction", schedule).get("backlog"):
+                break
