@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import BinaryIO
 
@@ -228,20 +226,6 @@ class Tally:
     last: tuple[str, str] | None = None
 
 
-@contextmanager
-def _cyclic_gc_paused():
-    """The per-line loop makes millions of short-lived, acyclic tuples and lists; the
-    cyclic collector's passes over them cost about a tenth of the time and find
-    nothing. Reference counting still frees every one of them at once."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def read_records(
     stream: BinaryIO,
     file_id: int,
@@ -254,11 +238,6 @@ def read_records(
     the hourly rollup, every page view enriched and handed to write_row as a row in
     PAGE_VIEW_COLUMNS order. A page view of a month not in `months` (when given)
     raises _MissingPartitions: the caller makes the partition and starts again."""
-    with _cyclic_gc_paused():
-        return _read_records(stream, file_id, pipeline, stats, write_row, months)
-
-
-def _read_records(stream, file_id, pipeline, stats, write_row, months) -> Tally:
     tally = Tally()
     traffic = tally.traffic
     first = last = None
