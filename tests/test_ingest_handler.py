@@ -117,3 +117,16 @@ def test_a_non_log_object_is_failed_in_the_ledger_not_retried_forever(s3, conn):
 
 def test_s3_test_event_is_ignored(s3, conn):
     assert run({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"}) == {"objects": []}
+
+
+def test_the_shared_connection_is_replaced_after_the_server_drops_it(s3, conn):
+    from cflogs import db
+
+    put_logs(s3, keys_of("s3-put.json"))
+    run("s3-put.json")
+    first = db.shared_connection()
+    conn.execute("SELECT pg_terminate_backend(%s)", (first.info.backend_pid,))
+    conn.commit()
+    result = run("s3-put.json")  # a new connection, not an error
+    assert [o["status"] for o in result["objects"]] == ["done"]
+    assert db.shared_connection() is not first

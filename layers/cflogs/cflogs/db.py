@@ -106,17 +106,31 @@ _shared: psycopg.Connection | None = None
 
 def shared_connection(settings: Settings | None = None) -> psycopg.Connection:
     """One connection per process (a Lambda environment runs one invocation at a
-    time), migrated on first use and replaced when it breaks."""
+    time), migrated on first use. Between invocations the server may have dropped
+    it (restart, failover, idle timeout): one cheap round trip finds out, and a new
+    connection replaces it."""
     global _shared
-    if _shared is not None and (_shared.closed or _shared.broken):
+    if _shared is not None and not _alive(_shared):
+        _shared.close()
         _shared = None
     if _shared is None:
         conn = connect(settings)
         migrate(conn)
         _shared = conn
-    elif _shared.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        _shared.rollback()
     return _shared
+
+
+def _alive(conn: psycopg.Connection) -> bool:
+    if conn.closed or conn.broken:
+        return False
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        with conn.transaction():
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError:
+        return False
+    return True
 
 
 def close_shared_connection() -> None:
