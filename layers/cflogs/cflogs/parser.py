@@ -265,13 +265,16 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
     dates: dict[str, bool] = {}
     times: dict[str, bool] = {}
     status_code = _STATUS.get
+    # The layout's parts as locals: this loop runs once per line.
+    count, getter, has_date = 0, None, False
     try:
         for line in lines:
-            if line.startswith("#"):
+            if line[0] == "#":
                 seen_header = True
                 at = line.find("#Fields:")  # some files put both headers on one line
                 if at >= 0:
                     layout = Layout(line[at + 8 :].split())
+                    count, getter, has_date = layout.count, layout.getter, layout.has_date
                 continue
             line = line.rstrip("\r\n")
             if not line:
@@ -282,13 +285,13 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
                 raise NotALogFile("data before any #Fields line")
             stats.lines += 1
             values = line.split("\t")
-            if len(values) != layout.count:
-                stats.reject(f"{len(values)} fields, header has {layout.count}", line)
+            if len(values) != count:
+                stats.reject(f"{len(values)} fields, header has {count}", line)
                 continue
             values.append("-")
-            record = layout.getter(values)
-            date, time = record[0], record[1]
-            if layout.has_date:
+            (date, time, edge, sent, ip, method, cs_host, path, status, referrer, agent, query,
+             request_id, host, taken, content_type, epoch, result) = getter(values)  # fmt: skip
+            if has_date:
                 date_ok = dates.get(date)
                 if date_ok is None:
                     date_ok = dates[date] = _valid_date(date)
@@ -299,34 +302,32 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
                     stats.reject("bad date/time", line)
                     continue
             else:
-                moment = _from_epoch(record[16])
+                moment = _from_epoch(epoch)
                 if moment is None:
                     stats.reject("bad timestamp", line)
                     continue
                 date, time = moment
-            status = status_code(record[8])
+            status = status_code(status)
             if status is None:
                 stats.reject("bad status", line)
                 continue
-            sent = record[3]
-            host = record[13]
             yield (
                 date,
                 time,
-                record[2],
+                edge,
                 int(sent) if sent.isdigit() else 0,
-                record[4],
-                record[5],
-                host if host != "-" else record[6],
-                record[7],
+                ip,
+                method,
+                host if host != "-" else cs_host,
+                path,
                 status,
-                record[9],
-                record[10],
-                record[11],
-                record[12],
-                record[14],
-                record[15],
-                record[17],
+                referrer,
+                agent,
+                query,
+                request_id,
+                taken,
+                content_type,
+                result,
             )
     except (gzip.BadGzipFile, zlib.error, isal_zlib.error) as exc:
         raise NotALogFile(f"corrupt gzip data: {exc}") from exc
