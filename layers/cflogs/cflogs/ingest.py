@@ -186,8 +186,8 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
         assets=tally.assets,
         rejected=stats.rejected_total,
         rejected_by_reason=dict(stats.rejected),
-        first_ts=f"{tally.first[0]} {tally.first[1]}+00" if tally.first else None,
-        last_ts=f"{tally.last[0]} {tally.last[1]}+00" if tally.last else None,
+        first_ts=tally.first,
+        last_ts=tally.last,
     )
     if stats.rejected:
         log.warning(
@@ -222,8 +222,8 @@ class Tally:
     pages: int = 0
     bots: int = 0
     assets: int = 0
-    first: tuple[str, str] | None = None
-    last: tuple[str, str] | None = None
+    first: str | None = None  # the first and last page view's time
+    last: str | None = None
 
 
 def read_records(
@@ -248,11 +248,6 @@ def read_records(
     for record in parser.parse(parser.open_lines(stream), stats):
         (date, time_, edge, sent, ip, method, host, path, status, referrer, ua, query,
          request_id, taken, content_type, result) = record  # fmt: skip
-        stamp = (date, time_)
-        if first is None or stamp < first:
-            first = stamp
-        if last is None or stamp > last:
-            last = stamp
         kind = kind_of(method, status, content_type, path)
         key = (date, time_[:2], host, edge, status // 100, kind)
         hit = 1 if result in CACHE_HITS else 0
@@ -270,6 +265,11 @@ def read_records(
         if months is not None and date[:7] not in months:
             raise _MissingPartitions({date[:7]})  # early: the retry re-reads little
         pages += 1
+        ts = f"{date} {time_}+00"
+        if first is None or ts < first:
+            first = ts
+        if last is None or ts > last:
+            last = ts
         user_agent = decode(ua)
         query = parser.decode_query(query)
         enriched = enrich_columns(host, query, decode(referrer), user_agent, ip)
@@ -279,7 +279,7 @@ def read_records(
             (
                 file_id,
                 request_id,
-                f"{date} {time_}+00",
+                ts,
                 visitor_id(host, ip, user_agent, date),
                 host,
                 decode(path),

@@ -14,7 +14,7 @@ CREATE TABLE log_files (
     bot_page_views integer,
     assets         integer,
     rejected       integer,
-    first_ts       timestamptz,
+    first_ts       timestamptz,  -- first and last page view (bots included)
     last_ts        timestamptz,
     seconds        real,
     processed_at   timestamptz,
