@@ -53,63 +53,71 @@ _UNBOUNDED_IN_RUST = re.compile(r"\{\d*,?\d{3,}\}")
 _SENTINEL = "\x00"
 
 
-class ExactResolver:
-    """ua-parser 1.x's native extractors with the legacy parser's exact results.
+class _Domain:
+    """One ua-parser domain (user agents, OS or devices) from entry `start` on.
 
-    The Rust extractors (ua-parser-rs) find the first matching regex of each
-    domain in one pass, but they treat bounded repetitions of 100 or more
-    (`.{0,100}`) as unbounded, so such an entry can match where Python's `re`,
-    and so the legacy parser that `user-agents` uses, does not (a token after
-    the 100th character). Those entries answer with their index instead of a
-    result; the entry's own Python matcher then confirms it and builds the
-    result, and on a miss the entries after it are tried in Python. Every other
-    entry's result comes straight from Rust."""
+    The Rust extractor (ua-parser-rs) finds the first matching regex in one pass,
+    but treats bounded repetitions of 100 or more (`.{0,100}`) as unbounded, so
+    such an entry can match where Python's `re`, and so the legacy parser that
+    `user-agents` uses, does not (a token after the 100th character). Those
+    entries answer with their index instead of a result; the entry's own Python
+    matcher confirms it, and on a miss the same search goes on from the next entry
+    with an extractor over the rest of the list (built once, when first needed)."""
+
+    def __init__(self, kind, matchers, fields, result, start: int = 0):
+        self.kind, self.matchers, self.fields, self.result = kind, matchers, fields, result
+        self.start = start
+        self.extractor = kind([self._entry(i) for i in range(start, len(matchers))])
+        self._rest: dict[int, _Domain] = {}
+
+    def _entry(self, i: int) -> tuple:
+        matcher = self.matchers[i]
+        entry = [getattr(matcher, name) for name in self.fields]
+        if _UNBOUNDED_IN_RUST.search(matcher.regex):
+            family = self.fields.index("family")
+            entry[family + 1 :] = [None] * (len(self.fields) - family - 1)
+            entry[family] = f"{_SENTINEL}{i}"
+        return tuple(entry)
+
+    def resolve(self, user_agent: str):
+        found = self.extractor.extract(user_agent)
+        if found is None:
+            return None
+        if not found.family.startswith(_SENTINEL):
+            if self.result is Device:
+                return Device(found.family, found.brand, found.model)
+            return self.result(
+                found.family, found.major, found.minor, found.patch, found.patch_minor
+            )
+        index = int(found.family[1:])
+        confirmed = self.matchers[index](user_agent)
+        if confirmed is not None:
+            return confirmed
+        if index + 1 >= len(self.matchers):
+            return None
+        rest = self._rest.get(index)
+        if rest is None:
+            rest = self._rest[index] = _Domain(
+                self.kind, self.matchers, self.fields, self.result, index + 1
+            )
+        return rest.resolve(user_agent)
+
+
+class ExactResolver:
+    """ua-parser 1.x's native extractors with the legacy parser's exact results
+    (see _Domain for how the Rust extractors' one difference is corrected)."""
 
     def __init__(self, matchers: ua_parser.Matchers):
         agents, systems, devices = matchers
         self.domains = (
-            (self._extractor(ua_parser_rs.UserAgentExtractor, agents, _UA_FIELDS), agents, UA),
-            (self._extractor(ua_parser_rs.OSExtractor, systems, _UA_FIELDS), systems, OS),
-            (
-                self._extractor(ua_parser_rs.DeviceExtractor, devices, _DEVICE_FIELDS),
-                devices,
-                Device,
-            ),
+            _Domain(ua_parser_rs.UserAgentExtractor, agents, _UA_FIELDS, UA),
+            _Domain(ua_parser_rs.OSExtractor, systems, _UA_FIELDS, OS),
+            _Domain(ua_parser_rs.DeviceExtractor, devices, _DEVICE_FIELDS, Device),
         )
-
-    @staticmethod
-    def _extractor(kind, matchers, fields):
-        entries = []
-        for i, matcher in enumerate(matchers):
-            entry = [getattr(matcher, name) for name in fields]
-            if _UNBOUNDED_IN_RUST.search(matcher.regex):
-                family = fields.index("family")
-                entry[family + 1 :] = [None] * (len(fields) - family - 1)
-                entry[family] = f"{_SENTINEL}{i}"
-            entries.append(tuple(entry))
-        return kind(entries)
 
     def __call__(self, user_agent: str) -> tuple:
         """(ua_parser UserAgent, OS, Device), each None where nothing matched."""
-        return tuple(
-            _resolve(extractor, matchers, result, user_agent)
-            for extractor, matchers, result in self.domains
-        )
-
-
-def _resolve(extractor, matchers, result, user_agent: str):
-    found = extractor.extract(user_agent)
-    if found is None:
-        return None
-    if not found.family.startswith(_SENTINEL):
-        if result is Device:
-            return Device(found.family, found.brand, found.model)
-        return result(found.family, found.major, found.minor, found.patch, found.patch_minor)
-    for matcher in matchers[int(found.family[1:]) :]:
-        confirmed = matcher(user_agent)
-        if confirmed is not None:
-            return confirmed
-    return None
+        return tuple(domain.resolve(user_agent) for domain in self.domains)
 
 
 @cache
