@@ -4,14 +4,9 @@ with a fresh database per test session and clean tables per test."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from cflogs import aws, db
 from cflogs.config import Settings
@@ -27,29 +22,18 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 def server_url():
     """The server to test against: DATABASE_URL when set, else an embedded one in a
     folder of its own (not pytest's tmp folders, which other runs rotate away)."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
+    with db.throwaway_server() as url:
         yield url
-        return
-    folder = Path(tempfile.mkdtemp(prefix="cflogs-test-pg-"))
-    yield db.embedded_url(folder)
-    db.stop_embedded(folder)
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def database_url(server_url):
     """A database of its own for this test session, migrated, dropped afterwards."""
-    name = f"cflogs_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(**{**conninfo_to_dict(server_url), "dbname": name})
-    with psycopg.connect(url) as conn:
-        db.migrate(conn)
-    yield url
-    db.close_shared_connection()
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with db.scratch_database(server_url, "cflogs_test") as url:
+        with psycopg.connect(url) as conn:
+            db.migrate(conn)
+        yield url
+        db.close_shared_connection()
 
 
 def clean_tables(conn: psycopg.Connection) -> None:

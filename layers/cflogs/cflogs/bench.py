@@ -23,13 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
-
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import campaign, db, generate, ingest, parser, useragent
 from .config import Settings
@@ -61,26 +56,6 @@ def timed(function: Callable[[], object], runs: int) -> tuple[float, float]:
         wall.append(time.perf_counter() - started)
         cpu.append(time.process_time() - started_cpu)
     return statistics.median(wall), statistics.median(cpu)
-
-
-@contextmanager
-def scratch_database():
-    """A fresh database URL, dropped afterwards."""
-    folder = None
-    server = os.environ.get("DATABASE_URL")
-    if not server:
-        folder = Path(tempfile.mkdtemp(prefix="cflogs-bench-pg-"))
-        server = db.embedded_url(folder)
-    name = f"cflogs_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_conninfo(**{**conninfo_to_dict(server), "dbname": name})
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if folder:
-            db.stop_embedded(folder)
 
 
 # Appended to a child's code: its own peak RSS (VmHWM, of the program after exec;
@@ -151,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"(median of {args.runs}; per CPU second {truth.lines / cpu:,.0f})"
             )
 
-        with scratch_database() as url:
+        with db.throwaway_server() as server, db.scratch_database(server, "cflogs_bench") as url:
             env = {**os.environ, "DATABASE_URL": url, "VISITOR_ID_SECRET": "bench-key-0123456789"}
             env.pop("GEOIP_DB_PATH", None)
             code = f"from cflogs import cli; cli.main(['ingest', '--json', {str(path)!r}])"

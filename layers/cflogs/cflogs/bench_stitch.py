@@ -18,7 +18,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import db, ingest, sessions
 from .config import Settings
@@ -190,53 +189,44 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
-    server = settings.database_url or db.embedded_url(settings.data_dir)
-    name = f"cflogs_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(**{**conninfo_to_dict(server), "dbname": name})
     rng = random.Random(20250303)
     timeout = timedelta(minutes=settings.session_timeout_minutes)
-    try:
-        with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
-            db.migrate(conn)
-            started = time.perf_counter()
-            loaded = load(conn, args.page_views, rng)
-            queued = conn.execute(
-                "SELECT count(*), count(DISTINCT visitor_id) FROM dirty_visitors"
-            ).fetchone()
-            print(
-                f"loaded {loaded:,} page views ({args.page_views:,} human) in "
-                f"{time.perf_counter() - started:.1f} s; queue: {queued[0]:,} entries, "
-                f"{queued[1]:,} visitors"
-            )
-            count, seconds = one_shot(conn, timeout)
-            print(f"one-shot SQL sessionization: {count:,} sessions in {seconds:.2f} s")
+    with (
+        db.throwaway_server() as server,
+        db.scratch_database(server, "cflogs_bench") as url,
+        psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn,
+    ):
+        db.migrate(conn)
+        started = time.perf_counter()
+        loaded = load(conn, args.page_views, rng)
+        queued = conn.execute(
+            "SELECT count(*), count(DISTINCT visitor_id) FROM dirty_visitors"
+        ).fetchone()
+        print(
+            f"loaded {loaded:,} page views ({args.page_views:,} human) in "
+            f"{time.perf_counter() - started:.1f} s; queue: {queued[0]:,} entries, "
+            f"{queued[1]:,} visitors"
+        )
+        count, seconds = one_shot(conn, timeout)
+        print(f"one-shot SQL sessionization: {count:,} sessions in {seconds:.2f} s")
 
-            result = sessions.stitch(
-                conn, settings.session_timeout_minutes, batch_size=args.batch_size
-            )
-            rate = result.page_views / result.seconds
-            print(
-                f"catch-up: {result.visitors:,} visitors, {result.page_views:,} page views, "
-                f"{result.sessions_written:,} sessions in {result.seconds:.2f} s "
-                f"({result.batches} batches): {rate:,.0f} page views/s (target >= 150,000)"
-            )
-            conn.execute("VACUUM ANALYZE sessions, visitors, dirty_visitors")
+        result = sessions.stitch(conn, settings.session_timeout_minutes, batch_size=args.batch_size)
+        rate = result.page_views / result.seconds
+        print(
+            f"catch-up: {result.visitors:,} visitors, {result.page_views:,} page views, "
+            f"{result.sessions_written:,} sessions in {result.seconds:.2f} s "
+            f"({result.batches} batches): {rate:,.0f} page views/s (target >= 150,000)"
+        )
+        conn.execute("VACUUM ANALYZE sessions, visitors, dirty_visitors")
 
-            added = new_file(conn, args.file_lines, rng, queued[1])
-            result = sessions.stitch(
-                conn, settings.session_timeout_minutes, batch_size=args.batch_size
-            )
-            print(
-                f"after a {args.file_lines:,}-line file ({added:,} page views): "
-                f"{result.visitors:,} visitors, {result.page_views:,} page views re-read, "
-                f"{result.sessions_written:,} sessions written, "
-                f"{result.sessions_removed:,} merged in {result.seconds:.3f} s (target < 1 s)"
-            )
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        added = new_file(conn, args.file_lines, rng, queued[1])
+        result = sessions.stitch(conn, settings.session_timeout_minutes, batch_size=args.batch_size)
+        print(
+            f"after a {args.file_lines:,}-line file ({added:,} page views): "
+            f"{result.visitors:,} visitors, {result.page_views:,} page views re-read, "
+            f"{result.sessions_written:,} sessions written, "
+            f"{result.sessions_removed:,} merged in {result.seconds:.3f} s (target < 1 s)"
+        )
 
 
 if __name__ == "__main__":

