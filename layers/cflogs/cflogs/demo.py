@@ -15,7 +15,7 @@ from urllib.parse import quote_plus
 
 from . import aws, db, generate, report
 from .config import Settings
-from .invoke import LambdaContext, find_function, load_handler, read_event
+from .invoke import Functions, read_event
 
 BUCKET = "cflogs-demo-logs"
 PREFIX = "cloudfront/"
@@ -38,24 +38,6 @@ def s3_put_event(bucket: str, key: str, etag: str, size: int) -> dict:
             }
         ]
     }
-
-
-class Functions:
-    """The template's functions, loaded once and called like Lambda would."""
-
-    def __init__(self, root: Path):
-        self.template = root / "template.yaml"
-        self._loaded: dict[str, tuple] = {}
-
-    def __call__(self, name: str, event: dict):
-        if name not in self._loaded:
-            function = find_function(self.template, name)
-            for key, value in function.environment.items():
-                if value:
-                    os.environ.setdefault(key, value)
-            self._loaded[name] = (load_handler(function), function)
-        handler, function = self._loaded[name]
-        return handler(event, LambdaContext(function.name, function.timeout_s))
 
 
 @contextmanager
@@ -171,7 +153,7 @@ def _load_and_stitch(root: Path, data_dir: Path, truth, s3, console) -> None:
     the S3 event for it, then run StitchFunction on its schedule event until done."""
     from .cli import progress_bar
 
-    functions = Functions(root)
+    functions = Functions(root / "template.yaml")
     s3.create_bucket(Bucket=BUCKET)
     files = truth.files_in_delivery_order()
     with progress_bar(console) as progress:

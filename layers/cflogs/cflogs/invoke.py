@@ -127,15 +127,29 @@ def load_handler(function: Function):
     return getattr(module, attribute)
 
 
+class Functions:
+    """The template's functions, each loaded on first call (its template environment
+    applied under the process environment) and then kept, as a warm Lambda keeps it."""
+
+    def __init__(self, template_path: Path = Path("template.yaml")):
+        self.template_path = template_path
+        self._loaded: dict[str, tuple] = {}
+
+    def __call__(self, name: str, event: dict):
+        if name not in self._loaded:
+            function = find_function(self.template_path, name)
+            for key, value in function.environment.items():
+                if value != "":
+                    os.environ.setdefault(key, value)
+            self._loaded[name] = (load_handler(function), function)
+        handler, function = self._loaded[name]
+        return handler(event, LambdaContext(function.name, function.timeout_s, function.memory_mb))
+
+
 def invoke(name: str, event: dict, template_path: Path = Path("template.yaml")):
-    """Invoke the function with the event; returns what the handler returns."""
-    function = find_function(template_path, name)
-    for key, value in function.environment.items():
-        if value != "":
-            os.environ.setdefault(key, value)
-    handler = load_handler(function)
-    context = LambdaContext(function.name, function.timeout_s, function.memory_mb)
-    return handler(event, context)
+    """Invoke the function once, freshly loaded (a cold start), with the event;
+    returns what the handler returns."""
+    return Functions(template_path)(name, event)
 
 
 def read_event(path: Path) -> dict:
