@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cflogs import useragent
+from cflogs import enrich
 from cflogs.config import Settings
 from cflogs.enrich import COLUMNS, LONGEST_CACHED, Enricher
 from tests import agents
@@ -53,13 +53,34 @@ def test_is_bot():
     assert not enricher.is_bot(agents.MOBILE[0][0])
 
 
+def test_lookups_are_cached_by_the_logged_values():
+    enricher = Enricher(Settings())
+    logged = agents.DESKTOP[1][0].replace(" ", "%20")
+    first = enricher.agent(logged)
+    assert first[0] == agents.DESKTOP[1][0]
+    assert enricher.agent(logged) is first
+    source = enricher.source(HOST, "https://m.facebook.com/story", "utm_source=a%2520b")
+    referrer_columns = ("m.facebook.com", "/story", "social", "Facebook", None)
+    campaign_columns = ("a b", None, None, None, None, None)
+    assert source == ("utm_source=a%20b", referrer_columns + campaign_columns)
+    assert enricher.source(HOST, "https://m.facebook.com/story", "utm_source=a%2520b") is source
+    assert enricher.source("other.example.com", "https://m.facebook.com/story", "-") is not source
+    assert (len(enricher.agents), len(enricher.sources)) == (1, 2)
+
+
 def test_long_inputs_bypass_the_caches():
     enricher = Enricher(Settings())
     padding = "x" * LONGEST_CACHED
     long_agent = agents.DESKTOP[0][0] + " " + padding
-    before = useragent.columns.cache_info().currsize
     values = enricher.columns(HOST, "utm_source=a&pad=" + padding, "-", long_agent, "-")
-    assert useragent.columns.cache_info().currsize == before
-    assert enricher.referrers.columns.cache_info().currsize == 0
+    assert (enricher.agents, enricher.sources) == ({}, {})
     assert values[COLUMNS.index("browser")] == "Chrome"
     assert values[COLUMNS.index("utm_source")] == "a"
+
+
+def test_a_full_cache_starts_again(monkeypatch):
+    monkeypatch.setattr(enrich, "CACHE_ENTRIES", 3)
+    enricher = Enricher(Settings())
+    for n in range(4):
+        enricher.agent(f"probe/{n}")
+    assert list(enricher.agents) == ["probe/3"]

@@ -41,10 +41,12 @@ def read_lines(path: Path) -> list[str]:
         return [line.rstrip("\n") for line in parser.open_lines(stream)]
 
 
-def records(path: Path) -> list[tuple]:
+def records(path: Path) -> list[dict]:
+    """The parsed records of a file, as {RECORD field: value}."""
     stats = parser.Stats()
     with open(path, "rb") as stream:
-        rows = list(parser.parse(parser.open_lines(stream), stats))
+        rows = [dict(zip(parser.RECORD, record, strict=True))
+                for record in parser.parse(parser.open_lines(stream), stats)]  # fmt: skip
     assert stats.rejected_total == 0, (path.name, dict(stats.rejected), stats.samples)
     return rows
 
@@ -117,7 +119,7 @@ def test_files_are_named_per_distribution_and_hour_and_hold_that_hour(day):
         hours[hour] += 1
         assert hour.startswith("2025-06-02-")
         for row in records(path):
-            assert f"{row[0]}-{row[1][:2]}" == hour
+            assert f"{row['date']}-{row['hour']}" == hour
     assert len(hours) == 24
     assert max(hours.values()) >= 2  # busy hours come in several files
     assert sum(f.lines for f in truth.log_files) == truth.lines
@@ -134,7 +136,7 @@ def test_records_are_not_in_time_order_and_some_arrive_hours_late(tmp_path):
         assert (tmp_path / log_file.name).stat().st_mtime == delivered
     shuffled = 0
     for path in log_files(tmp_path):
-        times = [row[1] for row in records(path)]
+        times = [row["time"] for row in records(path)]
         shuffled += times != sorted(times)
     assert shuffled > len(truth.log_files) / 2
 
@@ -162,7 +164,7 @@ def test_every_layout_has_its_header_and_parses_without_rejects(tmp_path, layout
 def test_old_layouts_put_the_site_host_in_cs_host(tmp_path):
     generate.generate(tmp_path / "old", days=1, visitors_per_hour=5, layout=15, seed=1)
     generate.generate(tmp_path / "new", days=1, visitors_per_hour=5, layout=18, seed=1)
-    old = {row[6] for p in log_files(tmp_path / "old") for row in records(p)}
+    old = {row["host"] for p in log_files(tmp_path / "old") for row in records(p)}
     assert old == set(generate.DEFAULT_HOSTS)
     new_lines = [line for p in log_files(tmp_path / "new") for line in read_lines(p)[2:]]
     cs_host = {line.split("\t")[6] for line in new_lines}
@@ -289,8 +291,13 @@ def test_traffic_follows_the_week(tmp_path):
     days_seen: dict[tuple, set] = {}
     for path in log_files(tmp_path):
         for row in records(path):
-            if row[8] == 200 and row[14].startswith("text/html") and "bot" not in row[10].lower():
-                days_seen.setdefault((row[6], row[4], row[10]), set()).add(row[0])
+            if (
+                row["status"] == 200
+                and row["content_type"].startswith("text/html")
+                and "bot" not in row["user_agent"].lower()
+            ):
+                visitor = (row["host"], row["ip"], row["user_agent"])
+                days_seen.setdefault(visitor, set()).add(row["date"])
     returning = sum(len(days) > 1 for days in days_seen.values())
     assert 0.05 < returning / len(days_seen) < 0.5  # some come back later in the week
     assert truth.sessions > truth.human_visitors
@@ -413,8 +420,8 @@ def test_generate_file_writes_exactly_n_lines_with_many_agents_and_addresses(tmp
     truth = generate_file(path, lines=40_000, seed=2)
     rows = records(path)
     assert len(rows) == truth.lines == 40_000
-    assert len({row[10] for row in rows}) > 1000
-    assert len({row[4] for row in rows}) > 2000
+    assert len({row["user_agent"] for row in rows}) > 1000
+    assert len({row["ip"] for row in rows}) > 2000
     assert truth.human_page_views > 5_000 and truth.bot_page_views > 500
     again = tmp_path / "again.gz"
     generate_file(again, lines=40_000, seed=2)

@@ -190,11 +190,6 @@ def test_snowplow_format_file_by_path(tmp_path):
     assert columns("https://www.google.com/") == ("referral", None, None)
 
 
-def test_results_are_cached(referrers):
-    first = referrers.columns("https://m.facebook.com/story", PAGE_HOST)
-    assert referrers.columns("https://m.facebook.com/story", PAGE_HOST) is first
-
-
 def test_curated_list_names_each_domain_once():
     sources = referrer.load()
     domains = [

@@ -109,12 +109,3 @@ def test_cheap_bot_signals(user_agent, name):
 def test_unrecognised_browser_string_is_not_a_bot():
     # Mozilla-style strings that ua-parser cannot place stay human.
     assert useragent.columns("Mozilla/5.0 (Unknown; Thing) Gecko")[:3] == (False, None, "other")
-
-
-def test_results_are_cached_by_the_raw_string():
-    user_agent = agents.DESKTOP[1][0] + " cache-probe"
-    before = useragent.columns.cache_info()
-    first = useragent.columns(user_agent)
-    assert useragent.columns(user_agent) is first
-    after = useragent.columns.cache_info()
-    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)

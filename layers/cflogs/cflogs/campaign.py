@@ -9,12 +9,10 @@ does not (direct or an unknown site): mail apps and social apps often send none.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from urllib.parse import parse_qsl, unquote
 
 COLUMNS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "click_id")
 UTM = COLUMNS[:5]
-CACHE_SIZE = 8192
 VALUE_LENGTH = 500
 
 # Click id parameter -> (platform, category it implies), in order of preference.
@@ -46,7 +44,6 @@ _MARKER = re.compile(
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
-@lru_cache(maxsize=CACHE_SIZE)
 def parse(query: str) -> tuple:
     """(COLUMNS, category hint or None, platform or None) of a query string as
     CloudFront's extra encoding left it decoded (the client's own intact)."""

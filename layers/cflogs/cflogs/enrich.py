@@ -1,30 +1,39 @@
 """Enrichment of page views: who (user agent, bot), where (GeoIP), how they came
-(referrer, campaign). Every lookup is cached by its raw input; see useragent.py,
-geo.py, referrer.py and campaign.py for the rules."""
+(referrer, campaign). See useragent.py, geo.py, referrer.py and campaign.py for
+the rules; this module caches them by the values as logged, before decoding, so
+that a repeated user agent or referrer costs one dictionary lookup."""
 
 from __future__ import annotations
 
-from . import campaign, geo, referrer, useragent
+from . import campaign, geo, parser, referrer, useragent
 from .config import Settings
 
 # The page_views columns an Enricher fills, in this order.
 COLUMNS = useragent.COLUMNS + geo.COLUMNS + referrer.COLUMNS + campaign.COLUMNS
+# Entries per cache; a full cache is emptied and fills again.
+CACHE_ENTRIES = 16384
 # Longer inputs (user agents can reach 20 KB) are looked up without entering the
 # caches, so that a file of huge distinct values cannot grow memory.
 LONGEST_CACHED = 1024
 
 
 class Enricher:
-    """Built once per process from Settings. The GeoIP database is opened (or
-    downloaded) on the first page view, so that a cold start that ingests nothing
-    does not pay for it."""
+    """Built once per process from Settings; its caches serve every file the
+    process loads. The GeoIP database is opened (or downloaded) on the first page
+    view, so that a cold start that ingests nothing does not pay for it.
+
+    ingest's loop reads the caches directly (`agents.get(raw) or agent(raw)`);
+    columns() is the same for one page view."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self.referrers = referrer.Referrers.from_settings(settings)
         self._geo: geo.GeoIP | None = None
-        self._cached = (useragent.columns, self.referrers.columns, campaign.parse)
-        self._uncached = tuple(function.__wrapped__ for function in self._cached)
+        # user agent as logged -> (decoded, useragent.COLUMNS)
+        self.agents: dict[str, tuple[str, tuple]] = {}
+        # (page host, referrer as logged, query as logged) -> (query for the row or
+        # None, referrer.COLUMNS + campaign.COLUMNS)
+        self.sources: dict[tuple[str, str, str], tuple[str | None, tuple]] = {}
 
     @property
     def geo(self) -> geo.GeoIP:
@@ -32,26 +41,53 @@ class Enricher:
             self._geo = geo.GeoIP.from_settings(self.settings)
         return self._geo
 
-    def is_bot(self, user_agent: str) -> bool:
-        return useragent.columns(user_agent)[0]
+    def agent(self, logged: str) -> tuple[str, tuple]:
+        """(the user agent decoded, its useragent.COLUMNS)."""
+        found = self.agents.get(logged)
+        if found is None:
+            decoded = parser.decode(logged)
+            found = (decoded, useragent.columns(decoded))
+            _remember(self.agents, logged, found, len(logged))
+        return found
+
+    def source(self, host: str, logged_referrer: str, logged_query: str) -> tuple:
+        """(the query with CloudFront's extra encoding removed, or None;
+        referrer.COLUMNS + campaign.COLUMNS) of a page view on host."""
+        key = (host, logged_referrer, logged_query)
+        found = self.sources.get(key)
+        if found is None:
+            query = parser.decode_query(logged_query)
+            utm, hint, platform = campaign.parse(query)
+            source = self.referrers.columns(parser.decode(logged_referrer), host)
+            if hint is not None:
+                source = campaign.apply(source, hint, platform)
+            found = (query or None, source + utm)
+            _remember(self.sources, key, found, max(len(logged_referrer), len(logged_query)))
+        return found
+
+    def is_bot(self, logged_user_agent: str) -> bool:
+        return self.agent(logged_user_agent)[1][0]
 
     def columns(self, host: str, query: str, referrer: str, user_agent: str, ip: str) -> tuple:
-        """The COLUMNS of one page view. Inputs as ingest has them: user agent and
-        referrer decoded, query with CloudFront's extra encoding removed (the
-        client's own intact), ip raw; '' for none."""
-        long = (
-            len(user_agent) > LONGEST_CACHED
-            or len(referrer) > LONGEST_CACHED
-            or len(query) > LONGEST_CACHED
+        """The COLUMNS of one page view, from its values as logged."""
+        return (
+            self.agent(user_agent)[1] + self.geo.lookup(ip) + self.source(host, referrer, query)[1]
         )
-        agent_columns, referrer_columns, parse_campaign = self._uncached if long else self._cached
-        utm, hint, platform = parse_campaign(query)
-        source = referrer_columns(referrer, host)
-        if hint is not None:
-            source = campaign.apply(source, hint, platform)
-        return agent_columns(user_agent) + self.geo.lookup(ip) + source + utm
+
+    def clear(self) -> None:
+        """Empty the caches (benchmarks start from a fresh process's state)."""
+        self.agents.clear()
+        self.sources.clear()
 
     def close(self) -> None:
         if self._geo is not None:
             self._geo.close()
             self._geo = None
+
+
+def _remember(cache: dict, key, value, length: int) -> None:
+    if length > LONGEST_CACHED:
+        return
+    if len(cache) >= CACHE_ENTRIES:
+        cache.clear()
+    cache[key] = value

@@ -242,55 +242,71 @@ def read_records(
     traffic = tally.traffic
     first = last = None
     pages = bots = assets = 0
-    enrich_columns = pipeline.enricher.columns
+    enricher = pipeline.enricher
+    agents, agent = enricher.agents.get, enricher.agent
+    sources, source = enricher.sources.get, enricher.source
+    location = enricher.geo.lookup
     visitor_id = pipeline.visitors.visitor_id
     decode = parser.decode
-    for record in parser.parse(parser.open_lines(stream), stats):
-        (date, time_, edge, sent, ip, method, host, path, status, referrer, ua, query,
-         request_id, taken, content_type, result) = record  # fmt: skip
-        kind = kind_of(method, status, content_type, path)
-        key = (date, time_[:2], host, edge, status // 100, kind)
-        hit = 1 if result in CACHE_HITS else 0
-        slot = traffic.get(key)
-        if slot is None:
-            traffic[key] = [1, sent, hit]
-        else:
-            slot[0] += 1
-            slot[1] += sent
-            slot[2] += hit
-        if kind is not PAGE:
-            if kind is ASSET:
-                assets += 1
-            continue
-        if months is not None and date[:7] not in months:
-            raise _MissingPartitions({date[:7]})  # early: the retry re-reads little
-        pages += 1
-        ts = f"{date} {time_}+00"
-        if first is None or ts < first:
-            first = ts
-        if last is None or ts > last:
-            last = ts
-        user_agent = decode(ua)
-        query = parser.decode_query(query)
-        enriched = enrich_columns(host, query, decode(referrer), user_agent, ip)
-        if enriched[0]:
-            bots += 1
-        write_row(
-            (
-                file_id,
-                request_id,
-                ts,
-                visitor_id(host, ip, user_agent, date),
-                host,
-                decode(path),
-                query or None,
-                status,
-                sent,
-                _seconds(taken),
-                edge,
-                *enriched,
+    # Where the log has the content type, kind_of needs no path: one lookup a line.
+    kinds: dict[tuple, str] = {}
+    with parser.open_lines(stream) as lines:  # closed also when a row fails
+        for record in parser.parse(lines, stats):
+            (date, time_, hour, edge, sent, ip, method, host, path, status, referrer, ua, query,
+             request_id, taken, content_type, result) = record  # fmt: skip
+            if content_type == "-":
+                kind = kind_of(method, status, content_type, path)
+            else:
+                kind = kinds.get((method, status, content_type))
+                if kind is None:
+                    kind = kinds[method, status, content_type] = kind_of(
+                        method, status, content_type, path
+                    )
+            key = (date, hour, host, edge, status // 100, kind)
+            hit = 1 if result in CACHE_HITS else 0
+            slot = traffic.get(key)
+            if slot is None:
+                traffic[key] = [1, sent, hit]
+            else:
+                slot[0] += 1
+                slot[1] += sent
+                slot[2] += hit
+            if kind is not PAGE:
+                if kind is ASSET:
+                    assets += 1
+                continue
+            if months is not None and date[:7] not in months:
+                raise _MissingPartitions({date[:7]})  # early: the retry re-reads little
+            pages += 1
+            ts = f"{date} {time_}+00"
+            if first is None or ts < first:
+                first = ts
+            if last is None or ts > last:
+                last = ts
+            user_agent, agent_columns = agents(ua) or agent(ua)
+            query, source_columns = sources((host, referrer, query)) or source(
+                host, referrer, query
             )
-        )
+            if agent_columns[0]:
+                bots += 1
+            write_row(
+                (
+                    file_id,
+                    request_id,
+                    ts,
+                    visitor_id(host, ip, user_agent, date),
+                    host,
+                    decode(path) if "%" in path or path == "-" else path,
+                    query,
+                    status,
+                    sent,
+                    _seconds(taken),
+                    edge,
+                    *agent_columns,
+                    *location(ip),
+                    *source_columns,
+                )
+            )
     tally.first, tally.last = first, last
     tally.pages, tally.bots, tally.assets = pages, bots, assets
     return tally

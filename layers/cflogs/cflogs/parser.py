@@ -236,6 +236,7 @@ def _from_epoch(value: str) -> tuple[str, str] | None:
 RECORD = (
     "date",
     "time",
+    "hour",
     "edge",
     "bytes",
     "ip",
@@ -255,18 +256,19 @@ RECORD = (
 
 def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
     """Request records of a log file as tuples in RECORD order: date and time valid
-    (UTC), host from x-host-header when present, bytes and status ints (status 0
-    for `000`); the other fields as logged (`-` for empty, still encoded). Lines
-    that do not fit their header are counted in `stats` and skipped. Several
-    #Fields lines each apply from where they stand."""
+    (UTC), hour the time's first two digits, host from x-host-header when present,
+    bytes and status ints (status 0 for `000`); the other fields as logged (`-` for
+    empty, still encoded). Lines that do not fit their header are counted in
+    `stats` and skipped. Several #Fields lines each apply from where they stand."""
     layout: Layout | None = None
     seen_header = False
-    # Validity of each date and time string seen, so each is checked once.
+    # Each date and time string seen: valid or not (the hour, or '' for a bad time).
     dates: dict[str, bool] = {}
-    times: dict[str, bool] = {}
+    hours: dict[str, str] = {}
     status_code = _STATUS.get
-    # The layout's parts as locals: this loop runs once per line.
+    # The layout's parts and the line count as locals: this loop runs once per line.
     count, getter, has_date = 0, None, False
+    lines_read = 0
     try:
         for line in lines:
             if line[0] == "#":
@@ -276,29 +278,30 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
                     layout = Layout(line[at + 8 :].split())
                     count, getter, has_date = layout.count, layout.getter, layout.has_date
                 continue
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            if layout is None:
-                if not seen_header:
-                    raise NotALogFile("no #Version/#Fields header")
-                raise NotALogFile("data before any #Fields line")
-            stats.lines += 1
             values = line.split("\t")
             if len(values) != count:
+                if not line.rstrip("\r\n"):
+                    continue
+                if layout is None:
+                    if not seen_header:
+                        raise NotALogFile("no #Version/#Fields header")
+                    raise NotALogFile("data before any #Fields line")
+                lines_read += 1
                 stats.reject(f"{len(values)} fields, header has {count}", line)
                 continue
+            lines_read += 1
+            values[-1] = values[-1].rstrip("\r\n")
             values.append("-")
             (date, time, edge, sent, ip, method, cs_host, path, status, referrer, agent, query,
              request_id, host, taken, content_type, epoch, result) = getter(values)  # fmt: skip
             if has_date:
+                hour = hours.get(time)
+                if hour is None:
+                    hour = hours[time] = time[:2] if _valid_time(time) else ""
                 date_ok = dates.get(date)
                 if date_ok is None:
                     date_ok = dates[date] = _valid_date(date)
-                time_ok = times.get(time)
-                if time_ok is None:
-                    time_ok = times[time] = _valid_time(time)
-                if not (date_ok and time_ok):
+                if not (hour and date_ok):
                     stats.reject("bad date/time", line)
                     continue
             else:
@@ -307,15 +310,21 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
                     stats.reject("bad timestamp", line)
                     continue
                 date, time = moment
+                hour = time[:2]
             status = status_code(status)
             if status is None:
                 stats.reject("bad status", line)
                 continue
+            try:
+                sent = int(sent) if sent.isdigit() else 0
+            except ValueError:  # digits that int() does not take, such as '²'
+                sent = 0
             yield (
                 date,
                 time,
+                hour,
                 edge,
-                int(sent) if sent.isdigit() else 0,
+                sent,
                 ip,
                 method,
                 host if host != "-" else cs_host,
@@ -333,3 +342,5 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
         raise NotALogFile(f"corrupt gzip data: {exc}") from exc
     except EOFError as exc:
         raise NotALogFile("truncated gzip data") from exc
+    finally:
+        stats.lines += lines_read

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -20,7 +19,6 @@ import yaml
 
 COLUMNS = ("referrer_host", "referrer_path", "referrer_category", "referrer_source", "search_terms")
 CATEGORIES = ("direct", "internal", "search", "social", "email", "ai", "paid", "referral")
-CACHE_SIZE = 8192
 TERMS_LENGTH = 500
 DIRECT = (None, None, "direct", None, None)
 # A `name.*` domain matches `name` followed by at most this many labels of at
@@ -63,7 +61,6 @@ class Referrers:
         for prefixes in self.hosts.values():
             prefixes.sort(key=lambda item: len(item[0]), reverse=True)
         self.own_domains = frozenset(d.strip().lower().strip(".") for d in own_domains if d)
-        self.columns = lru_cache(maxsize=CACHE_SIZE)(self._columns)
 
     @classmethod
     def from_settings(cls, settings) -> Referrers:
@@ -79,7 +76,7 @@ class Referrers:
         if all(prefix != "/" + path for prefix, _ in prefixes):
             prefixes.append(("/" + path if path else "", source))
 
-    def _columns(self, referrer: str, host: str) -> tuple:
+    def columns(self, referrer: str, host: str) -> tuple:
         """COLUMNS of a decoded referrer (empty for none) seen on a page of `host`."""
         if not referrer or referrer == "-":
             return DIRECT

@@ -9,12 +9,12 @@ A user agent is a bot when any of these says so:
 - `+http://` or `+https://` in it, the crawler convention for "about this bot";
 - nothing in it recognised at all: no browser, OS or device family, and not a
   `Mozilla/` string (scripts and tools that name themselves only).
-Results are cached by the raw string, so each distinct user agent is parsed once."""
+Nothing here is cached: enrich.Enricher caches columns() by the logged string."""
 
 from __future__ import annotations
 
 import re
-from functools import cache, lru_cache
+from functools import cache
 from typing import TYPE_CHECKING
 
 import crawleruseragents
@@ -37,7 +37,6 @@ COLUMNS = (
     "os",
     "os_version",
 )
-CACHE_SIZE = 16384
 NAME_LENGTH = 100
 
 _URL = re.compile(r"https?://(?:www\.)?([^/;)\s]+)", re.IGNORECASE)
@@ -161,7 +160,7 @@ def _user_agent_class() -> type[UserAgent]:
 
 
 def parse(user_agent: str) -> UserAgent:
-    """What `user_agents.parse` returns, only faster (and not cached: see columns)."""
+    """What `user_agents.parse` returns, only faster."""
     return _user_agent_class()(user_agent)
 
 
@@ -234,9 +233,8 @@ def device_type(ua: UserAgent, is_bot: bool) -> str:
     return "other"
 
 
-@lru_cache(maxsize=CACHE_SIZE)
 def columns(user_agent: str) -> tuple:
-    """The COLUMNS of one user agent, cached by the raw string."""
+    """The COLUMNS of one user agent."""
     ua = parse(user_agent)
     is_bot, name = bot_name(user_agent, ua)
     return (
