@@ -168,7 +168,8 @@ def test_not_a_log_object_is_failed_with_reason_and_nothing_loaded(conn, pipelin
     assert conn.execute("SELECT attempts FROM log_files").fetchone() == (2,)
 
 
-def test_a_read_error_mid_file_rolls_everything_back(conn, pipeline):
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_read_error_mid_file_rolls_everything_back(conn, pipeline, gz):
     ingest.ingest(conn, source("c.gz", DATA["c.gz"]), pipeline)
     before = state(conn)
 
@@ -178,11 +179,25 @@ def test_a_read_error_mid_file_rolls_everything_back(conn, pipeline):
                 raise ConnectionResetError("network went away")
             return super().read(min(size, 50) if size and size > 0 else 50)
 
-    text = log_bytes(FILES["c.gz"] * 50, gz=False)
-    broken = ingest.Source("logs", "c.gz", "v9", len(text), lambda: Broken(text))
-    with pytest.raises(ConnectionResetError):
+    data = log_bytes(FILES["c.gz"] * 50, gz=gz)
+    broken = ingest.Source("logs", "c.gz", "v9", len(data), lambda: Broken(data))
+    with pytest.raises(ConnectionResetError):  # from gunzip's thread, when gz
         ingest.ingest(conn, broken, pipeline)
     assert state(conn) == before
+
+
+def test_stopping_mid_file_stops_the_gunzip_thread(pipeline):
+    data = log_bytes(FILES["c.gz"] * 20_000, gz=True)  # a few MB, more than gunzip reads ahead
+    threads = threading.active_count()
+
+    def write_row(row):
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError, match="went away") as raised:
+        ingest.read_records(io.BytesIO(data), 1, pipeline, ingest.parser.Stats(), write_row)
+    # closed on the way out, not when the traceback (and the reader with it) is freed
+    assert raised.tb is not None
+    assert threading.active_count() == threads, threading.enumerate()
 
 
 def test_rejected_lines_are_counted_in_the_ledger(conn, pipeline):
