@@ -64,8 +64,11 @@ def test_lookups_are_cached_by_the_logged_values():
     campaign_columns = ("a b", None, None, None, None, None)
     assert source == ("utm_source=a%20b", referrer_columns + campaign_columns)
     assert enricher.source(HOST, "https://m.facebook.com/story", "utm_source=a%2520b") is source
-    assert enricher.source("other.example.com", "https://m.facebook.com/story", "-") is not source
-    assert (len(enricher.agents), len(enricher.sources)) == (1, 2)
+    # the page's host is part of the key: the same referrer is internal on one site only
+    own_page = f"https://{HOST}/docs"
+    assert enricher.source(HOST, own_page, "-")[1][2] == "internal"
+    assert enricher.source("other.example.com", own_page, "-")[1][2] == "referral"
+    assert (len(enricher.agents), len(enricher.sources)) == (1, 3)
 
 
 def test_long_inputs_bypass_the_caches():

@@ -24,7 +24,7 @@ def test_every_layout_parses_by_header(count):
     records, stats = parse_text(text)
     assert stats.rejected_total == 0 and stats.lines == 1
     got = as_dict(records[0])
-    assert got["date"] == "2025-02-16" and got["time"] == "10:00:01"
+    assert got["date"] == "2025-02-16" and got["time"] == "10:00:01" and got["hour"] == "10"
     assert got["path"] == "/pricing"
     assert got["ip"] == "2001:db8::17"
     assert got["bytes"] == 512 and got["status"] == 200
@@ -34,10 +34,14 @@ def test_every_layout_parses_by_header(count):
     assert got["content_type"] == ("text/html" if count >= 33 else "-")
 
 
-def test_header_separated_by_tab_and_crlf_lines():
-    text = log_text([record()], header_sep="\t").replace("\n", "\r\n")
+@pytest.mark.parametrize("count", [12, 33])  # the last field read, or not
+def test_header_separated_by_tab_and_crlf_lines(count):
+    text = log_text([record(query="a=1")], header_sep="\t", count=count)
+    text = (text + "2025-02-16\t10:00:01\tcut short\n").replace("\n", "\r\n")
     records, stats = parse_text(text)
-    assert len(records) == 1 and stats.rejected_total == 0
+    assert len(records) == 1 and as_dict(records[0])["query"] == "a=1"
+    assert stats.rejected_total == 1
+    assert [sample[-5:] for sample in stats.samples.popitem()[1]] == ["short"]
 
 
 def test_v2_file_with_only_epoch_timestamp():
@@ -46,6 +50,7 @@ def test_v2_file_with_only_epoch_timestamp():
     records, _ = parse_text(text)
     assert as_dict(records[0])["date"] == "2025-02-16"
     assert as_dict(records[0])["time"] == "10:00:01"
+    assert as_dict(records[0])["hour"] == "10"
 
 
 def test_unknown_fields_are_ignored():
@@ -120,6 +125,19 @@ def test_fields_header_changing_mid_file():
     assert [as_dict(r)["path"] for r in records] == ["/old", "/new"]
     assert [as_dict(r)["content_type"] for r in records] == ["-", "text/html"]
     assert stats.rejected_total == 0
+
+
+@pytest.mark.parametrize("memory", ["1024", "1769"])
+def test_gunzip_thread_only_with_a_second_vcpu(monkeypatch, memory):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory)
+    parser.second_cpu.cache_clear()
+    try:
+        assert parser.second_cpu() is (memory == "1769")
+        data = log_bytes([record(path=f"/p{i}") for i in range(3000)], gz=True)
+        records = list(parser.parse(parser.open_lines(io.BytesIO(data)), parser.Stats()))
+        assert [as_dict(r)["path"] for r in records] == [f"/p{i}" for i in range(3000)]
+    finally:
+        parser.second_cpu.cache_clear()
 
 
 def test_gzip_detected_by_content_not_name():

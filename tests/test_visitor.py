@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cflogs.config import Settings
-from cflogs.visitor import VisitorIds, visitor_ids
+from cflogs.visitor import LONGEST_CACHED, VisitorIds, visitor_ids
 
 KEY = b"test-visitor-id-key-0123456789abcdef"
 WHO = ("www.example.com", "198.51.100.7", "Mozilla/5.0 (X11; Linux x86_64)")
@@ -55,3 +55,15 @@ def test_mode_from_the_environment():
     )
     assert visitor_ids(settings).mode == "daily"
     assert visitor_ids(Settings(visitor_id_secret=KEY.decode())).mode == "stable"
+
+
+def test_ids_are_cached_except_for_long_user_agents():
+    ids = VisitorIds(KEY)
+    long_agent = WHO[2] + " " + "x" * LONGEST_CACHED
+    first = ids.visitor_id(*WHO)
+    assert ids.visitor_id(WHO[0], WHO[1], long_agent) == ids.visitor_id(WHO[0], WHO[1], long_agent)
+    assert ids._cached.cache_info().currsize == 1
+    assert ids.visitor_id(*WHO) == first
+    assert ids._cached.cache_info().hits == 1
+    ids.clear()
+    assert ids._cached.cache_info().currsize == 0

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import db, generate, ingest, parser, useragent
+from . import classify, db, generate, ingest, parser, useragent
 from .config import Settings
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository, for functions/ingest
@@ -41,7 +41,9 @@ def parse_and_enrich(data: bytes, pipeline: ingest.Pipeline) -> tuple[int, int]:
 
 def clear_caches(pipeline: ingest.Pipeline) -> None:
     pipeline.enricher.clear()
-    pipeline.visitors.visitor_id.cache_clear()
+    pipeline.visitors.clear()
+    classify.is_html_path.cache_clear()
+    classify.is_html_type.cache_clear()
     parser._decode_cached.cache_clear()
 
 

@@ -245,7 +245,7 @@ def read_records(
     enricher = pipeline.enricher
     agents, agent = enricher.agents.get, enricher.agent
     sources, source = enricher.sources.get, enricher.source
-    location = enricher.geo.lookup
+    location = None  # the GeoIP database is opened at the first page view
     visitor_id = pipeline.visitors.visitor_id
     decode = parser.decode
     # Where the log has the content type, kind_of needs no path: one lookup a line.
@@ -283,6 +283,8 @@ def read_records(
                 first = ts
             if last is None or ts > last:
                 last = ts
+            if location is None:
+                location = enricher.geo.lookup
             user_agent, agent_columns = agents(ua) or agent(ua)
             query, source_columns = sources((host, referrer, query)) or source(
                 host, referrer, query

@@ -24,6 +24,9 @@ from .config import Settings, in_lambda
 
 KEY_FILE = "visitor-id.key"
 MODES = ("stable", "daily")
+# Ids of longer user agents (they can reach 20 KB) are not cached, so that a
+# file of huge distinct ones cannot grow memory.
+LONGEST_CACHED = 1024
 
 
 class VisitorIds:
@@ -42,7 +45,15 @@ class VisitorIds:
         self._daily = lru_cache(maxsize=64)(self._day_hasher)
         # A hit costs a tenth of a hash. Sized for the visitors of a large file (a
         # 500,000-line file can have 45,000): a smaller cache thrashes.
-        self.visitor_id = lru_cache(maxsize=65536)(self._visitor_id)
+        self._cached = lru_cache(maxsize=65536)(self._visitor_id)
+
+    def visitor_id(self, host: str, ip: str, user_agent: str, date: str | None = None) -> int:
+        if len(user_agent) > LONGEST_CACHED:
+            return self._visitor_id(host, ip, user_agent, date)
+        return self._cached(host, ip, user_agent, date)
+
+    def clear(self) -> None:
+        self._cached.cache_clear()
 
     def _day_hasher(self, date: str):
         day_key = blake2b(date.encode(), key=self._key, digest_size=32, person=b"cflogs-day")
