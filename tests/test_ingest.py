@@ -186,6 +186,39 @@ def test_a_read_error_mid_file_rolls_everything_back(conn, pipeline, gz):
     assert state(conn) == before
 
 
+def read_rows(pipeline, data: bytes) -> tuple[list[tuple], ingest.Tally]:
+    rows: list[tuple] = []
+    tally = ingest.read_records(io.BytesIO(data), 1, pipeline, ingest.parser.Stats(), rows.append)
+    return rows, tally
+
+
+def test_page_views_waiting_for_new_user_agents_are_all_written(env, monkeypatch):
+    agents = [f"Agent{n}/1.0 (+https://agent{n}.example)" for n in range(300)] + [IPHONE]
+    views = [record(path=f"/p{i}", ua=agents[i % len(agents)], ip=f"192.0.2.{i % 200}")
+             for i in range(3000)]  # fmt: skip
+    data = log_bytes(views)
+    batched, batched_tally = read_rows(ingest.Pipeline(env), data)
+    monkeypatch.setattr(ingest, "NEW_AGENTS_BATCH", 1)  # each new agent resolved at once
+    one_by_one, tally = read_rows(ingest.Pipeline(env), data)
+    assert len(batched) == 3000
+    assert sorted(batched, key=repr) == sorted(one_by_one, key=repr)
+    assert batched_tally == tally
+    assert tally.bots == 3000 - 3000 // len(agents)
+
+
+def test_page_views_wait_for_a_bounded_while(env, monkeypatch):
+    monkeypatch.setattr(ingest, "WAITING_PAGE_VIEWS", 10)
+    views = [record(path=f"/p{i}", ua=(IPHONE, GOOGLEBOT)[i % 2]) for i in range(3000)]
+    stats = ingest.parser.Stats()
+
+    def write_row(row):
+        raise RuntimeError("first row")
+
+    with pytest.raises(RuntimeError, match="first row"):
+        ingest.read_records(io.BytesIO(log_bytes(views)), 1, ingest.Pipeline(env), stats, write_row)
+    assert stats.lines <= 10  # the first row came after 10 page views, not at the end
+
+
 def test_stopping_mid_file_stops_the_gunzip_thread(pipeline):
     data = log_bytes(FILES["c.gz"] * 20_000, gz=True)  # a few MB, more than gunzip reads ahead
     threads = threading.active_count()

@@ -34,6 +34,10 @@ PAGE_VIEW_COLUMNS = (
     "edge_location",
 ) + enrich.COLUMNS
 CACHE_HITS = frozenset({"Hit", "RefreshHit"})
+# Page views with a new user agent wait for this many new agents, or this many
+# of them (the file's first, when it has few agents), then all are resolved.
+NEW_AGENTS_BATCH = 256
+WAITING_PAGE_VIEWS = 2048
 STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx")
 
 
@@ -248,6 +252,47 @@ def read_records(
     location = None  # the GeoIP database is opened at the first page view
     visitor_id = pipeline.visitors.visitor_id
     decode = parser.decode
+    # Page views whose user agent is new wait until a batch of new ones is resolved
+    # together: ua-parser's extractors run about twice as fast one after another
+    # as between lines of parsing (their automata stay in the CPU's caches). Rows
+    # reach write_row out of line order; nothing depends on it.
+    waiting: list[tuple] = []
+    new_agents: set[str] = set()
+
+    def page_view(record: tuple) -> bool:
+        """Write the row of one page view; whether it is a bot's."""
+        (date, time_, hour, edge, sent, ip, method, host, path, status, referrer, ua, query,
+         request_id, taken, content_type, result) = record  # fmt: skip
+        user_agent, agent_columns = agents(ua) or agent(ua)
+        query, source_columns = sources((host, referrer, query)) or source(host, referrer, query)
+        write_row(
+            (
+                file_id,
+                request_id,
+                f"{date} {time_}+00",
+                visitor_id(host, ip, user_agent, date),
+                host,
+                decode(path) if "%" in path or path == "-" else path,
+                query,
+                status,
+                sent,
+                _seconds(taken),
+                edge,
+                *agent_columns,
+                *location(ip),
+                *source_columns,
+            )
+        )
+        return agent_columns[0]
+
+    def resolve_waiting() -> int:
+        for ua in new_agents:
+            agent(ua)
+        bot_views = sum(map(page_view, waiting))
+        waiting.clear()
+        new_agents.clear()
+        return bot_views
+
     # Where the log has the content type, kind_of needs no path: one lookup a line.
     kinds: dict[tuple, str] = {}
     with parser.open_lines(stream) as lines:  # closed also when a row fails
@@ -285,30 +330,14 @@ def read_records(
                 last = ts
             if location is None:
                 location = enricher.geo.lookup
-            user_agent, agent_columns = agents(ua) or agent(ua)
-            query, source_columns = sources((host, referrer, query)) or source(
-                host, referrer, query
-            )
-            if agent_columns[0]:
-                bots += 1
-            write_row(
-                (
-                    file_id,
-                    request_id,
-                    ts,
-                    visitor_id(host, ip, user_agent, date),
-                    host,
-                    decode(path) if "%" in path or path == "-" else path,
-                    query,
-                    status,
-                    sent,
-                    _seconds(taken),
-                    edge,
-                    *agent_columns,
-                    *location(ip),
-                    *source_columns,
-                )
-            )
+            if agents(ua) is None and len(ua) <= enrich.LONGEST_CACHED:
+                waiting.append(record)
+                new_agents.add(ua)
+                if len(new_agents) >= NEW_AGENTS_BATCH or len(waiting) >= WAITING_PAGE_VIEWS:
+                    bots += resolve_waiting()
+            else:
+                bots += page_view(record)
+        bots += resolve_waiting()
     tally.first, tally.last = first, last
     tally.pages, tally.bots, tally.assets = pages, bots, assets
     return tally
