@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from cflogs import enrich
 from cflogs.config import Settings
-from cflogs.enrich import COLUMNS, LONGEST_CACHED, Enricher
+from cflogs.enrich import COLUMNS, Enricher
+from cflogs.parser import LONGEST_CACHED
 from tests import agents
 
 HOST = "www.example.com"

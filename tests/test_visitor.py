@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cflogs.config import Settings
-from cflogs.visitor import LONGEST_CACHED, VisitorIds, visitor_ids
+from cflogs.parser import LONGEST_CACHED
+from cflogs.visitor import VisitorIds, visitor_ids
 
 KEY = b"test-visitor-id-key-0123456789abcdef"
 WHO = ("www.example.com", "198.51.100.7", "Mozilla/5.0 (X11; Linux x86_64)")

@@ -12,9 +12,6 @@ from .config import Settings
 COLUMNS = useragent.COLUMNS + geo.COLUMNS + referrer.COLUMNS + campaign.COLUMNS
 # Entries per cache; a full cache is emptied and fills again.
 CACHE_ENTRIES = 16384
-# Longer inputs (user agents can reach 20 KB) are looked up without entering the
-# caches, so that a file of huge distinct values cannot grow memory.
-LONGEST_CACHED = 1024
 
 
 class Enricher:
@@ -86,7 +83,7 @@ class Enricher:
 
 
 def _remember(cache: dict, key, value, length: int) -> None:
-    if length > LONGEST_CACHED:
+    if length > parser.LONGEST_CACHED:
         return
     if len(cache) >= CACHE_ENTRIES:
         cache.clear()

@@ -259,17 +259,17 @@ def read_records(
     waiting: list[tuple] = []
     new_agents: set[str] = set()
 
-    def page_view(record: tuple) -> bool:
+    def page_view(record: tuple, ts: str, known_agent: tuple) -> bool:
         """Write the row of one page view; whether it is a bot's."""
         (date, time_, hour, edge, sent, ip, method, host, path, status, referrer, ua, query,
          request_id, taken, content_type, result) = record  # fmt: skip
-        user_agent, agent_columns = agents(ua) or agent(ua)
+        user_agent, agent_columns = known_agent
         query, source_columns = sources((host, referrer, query)) or source(host, referrer, query)
         write_row(
             (
                 file_id,
                 request_id,
-                f"{date} {time_}+00",
+                ts,
                 visitor_id(host, ip, user_agent, date),
                 host,
                 decode(path) if "%" in path or path == "-" else path,
@@ -286,9 +286,9 @@ def read_records(
         return agent_columns[0]
 
     def resolve_waiting() -> int:
-        for ua in new_agents:
+        for ua in new_agents:  # one after another, the point of waiting
             agent(ua)
-        bot_views = sum(map(page_view, waiting))
+        bot_views = sum(page_view(record, ts, agent(ua)) for record, ts, ua in waiting)
         waiting.clear()
         new_agents.clear()
         return bot_views
@@ -330,13 +330,14 @@ def read_records(
                 last = ts
             if location is None:
                 location = enricher.geo.lookup
-            if agents(ua) is None and len(ua) <= enrich.LONGEST_CACHED:
-                waiting.append(record)
+            known_agent = agents(ua)
+            if known_agent is None and len(ua) <= parser.LONGEST_CACHED:
+                waiting.append((record, ts, ua))
                 new_agents.add(ua)
                 if len(new_agents) >= NEW_AGENTS_BATCH or len(waiting) >= WAITING_PAGE_VIEWS:
                     bots += resolve_waiting()
             else:
-                bots += page_view(record)
+                bots += page_view(record, ts, known_agent or agent(ua))
         bots += resolve_waiting()
     tally.first, tally.last = first, last
     tally.pages, tally.bots, tally.assets = pages, bots, assets

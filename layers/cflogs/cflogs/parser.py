@@ -209,13 +209,15 @@ def _decode(value: str) -> str:
 
 
 _decode_cached = lru_cache(maxsize=16384)(_decode)
-CACHED_LENGTH = 1024  # longer values are rare and would make the cache's memory unbounded
+# Longer values (user agents can reach 20 KB) are worked out without entering any
+# cache, here or in enrich and visitor, so that huge distinct ones cannot grow memory.
+LONGEST_CACHED = 1024
 
 
 def decode(value: str) -> str:
     """CloudFront's free-text fields, single- or double-encoded: `%25XX` becomes
     `%XX`, then one percent-decoding. `-` is empty."""
-    return _decode_cached(value) if len(value) <= CACHED_LENGTH else _decode(value)
+    return _decode_cached(value) if len(value) <= LONGEST_CACHED else _decode(value)
 
 
 def decode_query(value: str) -> str:

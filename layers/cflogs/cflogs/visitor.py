@@ -19,14 +19,11 @@ from functools import lru_cache
 from hashlib import blake2b
 from pathlib import Path
 
-from . import aws
+from . import aws, parser
 from .config import Settings, in_lambda
 
 KEY_FILE = "visitor-id.key"
 MODES = ("stable", "daily")
-# Ids of longer user agents (they can reach 20 KB) are not cached, so that a
-# file of huge distinct ones cannot grow memory.
-LONGEST_CACHED = 1024
 
 
 class VisitorIds:
@@ -48,7 +45,7 @@ class VisitorIds:
         self._cached = lru_cache(maxsize=65536)(self._visitor_id)
 
     def visitor_id(self, host: str, ip: str, user_agent: str, date: str | None = None) -> int:
-        if len(user_agent) > LONGEST_CACHED:
+        if len(user_agent) > parser.LONGEST_CACHED:
             return self._visitor_id(host, ip, user_agent, date)
         return self._cached(host, ip, user_agent, date)
 
