@@ -192,6 +192,21 @@ def read_rows(pipeline, data: bytes) -> tuple[list[tuple], ingest.Tally]:
     return rows, tally
 
 
+def test_rollup_folds_statuses_into_classes_and_counts_hits(env):
+    views = [record(status=200), record(status=206), record(status=200), record(status=404)]
+    for view, result in zip(views, ("Hit", "Miss", "RefreshHit", "Error"), strict=True):
+        view["x-edge-result-type"] = result
+    views += [record(path="/app.js", content_type="text/javascript", size=10)]
+    _, tally = read_rows(ingest.Pipeline(env), log_bytes(views))
+    place = ("2025-02-16", "10", "www.example.com", "FRA56-P1")
+    assert tally.traffic == {
+        (*place, 2, "page"): [3, 3 * 1234, 2],
+        (*place, 4, "other"): [1, 1234, 0],
+        (*place, 2, "asset"): [1, 10, 1],
+    }
+    assert (tally.pages, tally.assets) == (3, 1)
+
+
 def test_page_views_waiting_for_new_user_agents_are_all_written(env, monkeypatch):
     agents = [f"Agent{n}/1.0 (+https://agent{n}.example)" for n in range(300)] + [IPHONE]
     views = [record(path=f"/p{i}", ua=agents[i % len(agents)], ip=f"192.0.2.{i % 200}")

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import errors, sql
 
 from . import enrich, parser
-from .classify import ASSET, PAGE, kind_of
+from .classify import ASSET, OTHER, PAGE, kind_of
 from .config import Settings
 from .visitor import VisitorIds, visitor_ids
 
@@ -243,9 +243,8 @@ def read_records(
     PAGE_VIEW_COLUMNS order. A page view of a month not in `months` (when given)
     raises _MissingPartitions: the caller makes the partition and starts again."""
     tally = Tally()
-    traffic = tally.traffic
     first = last = None
-    pages = bots = assets = 0
+    bots = 0
     enricher = pipeline.enricher
     agents, agent = enricher.agents.get, enricher.agent
     sources, source = enricher.sources.get, enricher.source
@@ -295,6 +294,9 @@ def read_records(
 
     # Where the log has the content type, kind_of needs no path: one lookup a line.
     kinds: dict[tuple, str] = {}
+    # Requests and bytes by the rollup's key, but with the status and result type
+    # as logged: one lookup a line; _rollup works out classes and hits per key.
+    requests: dict[tuple, list[int]] = {}
     with parser.open_lines(stream) as lines:  # closed also when a row fails
         for record in parser.parse(lines, stats):
             (date, time_, hour, edge, sent, ip, method, host, path, status, referrer, ua, query,
@@ -307,22 +309,17 @@ def read_records(
                     kind = kinds[method, status, content_type] = kind_of(
                         method, status, content_type, path
                     )
-            key = (date, hour, host, edge, status // 100, kind)
-            hit = 1 if result in CACHE_HITS else 0
-            slot = traffic.get(key)
+            key = (date, hour, host, edge, status, kind, result)
+            slot = requests.get(key)
             if slot is None:
-                traffic[key] = [1, sent, hit]
+                requests[key] = [1, sent]
             else:
                 slot[0] += 1
                 slot[1] += sent
-                slot[2] += hit
             if kind is not PAGE:
-                if kind is ASSET:
-                    assets += 1
                 continue
             if months is not None and date[:7] not in months:
                 raise _MissingPartitions({date[:7]})  # early: the retry re-reads little
-            pages += 1
             ts = f"{date} {time_}+00"
             if first is None or ts < first:
                 first = ts
@@ -339,9 +336,30 @@ def read_records(
             else:
                 bots += page_view(record, ts, known_agent or agent(ua))
         bots += resolve_waiting()
+    tally.traffic, by_kind = _rollup(requests)
     tally.first, tally.last = first, last
-    tally.pages, tally.bots, tally.assets = pages, bots, assets
+    tally.pages, tally.bots, tally.assets = by_kind[PAGE], bots, by_kind[ASSET]
     return tally
+
+
+def _rollup(requests: dict[tuple, list[int]]) -> tuple[dict, dict]:
+    """From [requests, bytes] by (date, hour, host, edge, status, kind, result
+    type): the object's traffic_hourly rows, [requests, bytes, hits] by (date,
+    hour, host, edge, status class, kind); and the requests of each kind."""
+    traffic: dict[tuple, list[int]] = {}
+    by_kind = dict.fromkeys((PAGE, ASSET, OTHER), 0)
+    for (date, hour, host, edge, status, kind, result), (count, sent) in requests.items():
+        by_kind[kind] += count
+        hits = count if result in CACHE_HITS else 0
+        key = (date, hour, host, edge, status // 100, kind)
+        slot = traffic.get(key)
+        if slot is None:
+            traffic[key] = [count, sent, hits]
+        else:
+            slot[0] += count
+            slot[1] += sent
+            slot[2] += hits
+    return traffic, by_kind
 
 
 def _seconds(value: str) -> float | None:
