@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING
 import crawleruseragents
 import ua_parser
 import ua_parser_rs
-from ua_parser import OS, Device
-from ua_parser import UserAgent as UA
 
 if TYPE_CHECKING:
     from user_agents.parsers import UserAgent
@@ -63,8 +61,8 @@ class _Domain:
     matcher confirms it, and on a miss the same search goes on from the next entry
     with an extractor over the rest of the list (built once, when first needed)."""
 
-    def __init__(self, kind, matchers, fields, result, start: int = 0):
-        self.kind, self.matchers, self.fields, self.result = kind, matchers, fields, result
+    def __init__(self, kind, matchers, fields, start: int = 0):
+        self.kind, self.matchers, self.fields = kind, matchers, fields
         self.start = start
         self.extractor = kind([self._entry(i) for i in range(start, len(matchers))])
         self._rest: dict[int, _Domain] = {}
@@ -79,15 +77,11 @@ class _Domain:
         return tuple(entry)
 
     def resolve(self, user_agent: str):
+        """The first match: the extractor's result or the legacy matcher's, either
+        with the fields (family, major... or family, brand, model) as attributes."""
         found = self.extractor.extract(user_agent)
-        if found is None:
-            return None
-        if not found.family.startswith(_SENTINEL):
-            if self.result is Device:
-                return Device(found.family, found.brand, found.model)
-            return self.result(
-                found.family, found.major, found.minor, found.patch, found.patch_minor
-            )
+        if found is None or not found.family.startswith(_SENTINEL):
+            return found
         index = int(found.family[1:])
         confirmed = self.matchers[index](user_agent)
         if confirmed is not None:
@@ -96,9 +90,7 @@ class _Domain:
             return None
         rest = self._rest.get(index)
         if rest is None:
-            rest = self._rest[index] = _Domain(
-                self.kind, self.matchers, self.fields, self.result, index + 1
-            )
+            rest = self._rest[index] = _Domain(self.kind, self.matchers, self.fields, index + 1)
         return rest.resolve(user_agent)
 
 
@@ -109,14 +101,16 @@ class ExactResolver:
     def __init__(self, matchers: ua_parser.Matchers):
         agents, systems, devices = matchers
         self.domains = (
-            _Domain(ua_parser_rs.UserAgentExtractor, agents, _UA_FIELDS, UA),
-            _Domain(ua_parser_rs.OSExtractor, systems, _UA_FIELDS, OS),
-            _Domain(ua_parser_rs.DeviceExtractor, devices, _DEVICE_FIELDS, Device),
+            _Domain(ua_parser_rs.UserAgentExtractor, agents, _UA_FIELDS),
+            _Domain(ua_parser_rs.OSExtractor, systems, _UA_FIELDS),
+            _Domain(ua_parser_rs.DeviceExtractor, devices, _DEVICE_FIELDS),
         )
 
     def __call__(self, user_agent: str) -> tuple:
-        """(ua_parser UserAgent, OS, Device), each None where nothing matched."""
-        return tuple(domain.resolve(user_agent) for domain in self.domains)
+        """(browser, OS, device) as _Domain.resolve gives them, each None where
+        nothing matched."""
+        browser, system, device = self.domains
+        return browser.resolve(user_agent), system.resolve(user_agent), device.resolve(user_agent)
 
 
 @cache
