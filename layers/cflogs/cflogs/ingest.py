@@ -271,7 +271,7 @@ def read_records(
                 ts,
                 visitor_id(host, ip, user_agent, date),
                 host,
-                decode(path) if "%" in path or path == "-" else path,
+                decode(path),
                 query,
                 status,
                 sent,

@@ -213,10 +213,6 @@ _DOUBLE_PERCENT = re.compile(r"%25([0-9A-Fa-f]{2})")
 
 
 def _decode(value: str) -> str:
-    if value == "-":
-        return ""
-    if "%" not in value:
-        return value
     return unquote(_DOUBLE_PERCENT.sub(r"%\1", value))
 
 
@@ -229,6 +225,8 @@ LONGEST_CACHED = 1024
 def decode(value: str) -> str:
     """CloudFront's free-text fields, single- or double-encoded: `%25XX` becomes
     `%XX`, then one percent-decoding. `-` is empty."""
+    if "%" not in value:  # most values: nothing to decode, no cache to look in
+        return "" if value == "-" else value
     return _decode_cached(value) if len(value) <= LONGEST_CACHED else _decode(value)
 
 
