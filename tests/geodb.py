@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet
+from cflogs import geodb
 
 # network -> (country code, country, region, city)
 PLACES = {
@@ -26,14 +25,5 @@ def record(code: str, country: str, region: str | None, city: str | None) -> dic
 
 
 def write_city_db(path: Path, database_type: str = "GeoLite2-City") -> Path:
-    writer = MMDBWriter(
-        ip_version=6,
-        ipv4_compatible=True,
-        database_type=database_type,
-        languages=["en"],
-        description="cflogs test places",
-    )
-    for network, place in PLACES.items():
-        writer.insert_network(IPSet([network]), record(*place))
-    writer.to_db_file(str(path))
-    return path
+    places = {network: record(*place) for network, place in PLACES.items()}
+    return geodb.write(path, places, database_type)

@@ -31,6 +31,7 @@ def test_demo_report_matches_the_ground_truth(demo_run, conn):
         "human page views": (truth.human_page_views, truth.human_page_views),
         "human visitors": (truth.human_visitors, truth.human_visitors),
         "sessions": (truth.sessions, truth.sessions),
+        "page views without a country": (0, 0),
     }
     done = conn.execute("SELECT count(*) FROM log_files WHERE status = 'done'").fetchone()[0]
     assert done == truth.files

@@ -3,13 +3,17 @@ folder, S3 (moto), and no database at all."""
 
 from __future__ import annotations
 
+import io
 import logging
 
 import boto3
+import geoip2.database
+import geoip2.errors
 import pytest
 from moto import mock_aws
+from netaddr import IPNetwork
 
-from cflogs import aws, geo
+from cflogs import aws, generate, geo, geodb, parser
 from cflogs.config import Settings
 from cflogs.enrich import COLUMNS, Enricher
 from tests.geodb import write_city_db
@@ -48,6 +52,68 @@ def test_lookups_are_cached(city_db):
     assert geoip.lookup("198.51.100.1") is first
     assert geoip.lookup.cache_info().hits == 1
     geoip.close()
+
+
+def as_geoip2_says(reader: geoip2.database.Reader, ip: str) -> tuple:
+    try:
+        if "City" not in reader.metadata().database_type:
+            country = reader.country(ip).country
+            return (country.iso_code, country.name, None, None)
+        found = reader.city(ip)
+    except (geoip2.errors.AddressNotFoundError, ValueError):
+        return geo.NONE
+    return (
+        found.country.iso_code,
+        found.country.name,
+        found.subdivisions.most_specific.name,
+        found.city.name,
+    )
+
+
+@pytest.mark.parametrize("database_type", ["GeoLite2-City", "GeoLite2-Country"])
+def test_columns_are_what_geoip2_says(tmp_path, database_type):
+    """geo reads maxminddb's records itself; the columns must stay geoip2's."""
+    places = geodb.networks()
+    # two subdivisions and no city; a network known only by its registration
+    places["192.0.2.0/25"] = {
+        **geodb.city_record("GB", 0),
+        "subdivisions": [{"names": {"en": "England"}}, {"names": {"en": "Brent", "de": "B"}}],
+        "city": {"geoname_id": 1},
+    }
+    places["198.18.0.0/15"] = {"registered_country": {"iso_code": "NL", "names": {"en": "NL"}}}
+    path = geodb.write(tmp_path / "world.mmdb", places, database_type)
+    addresses = ["192.0.2.200", "2001:db8:ffff::1", "-", "", "not-an-ip", "10.255.0.1"]
+    for network in places:
+        block = IPNetwork(network)
+        addresses += [str(block[0]), str(block[-1]), str(block[block.size // 3])]
+    geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(path)))
+    with geoip2.database.Reader(str(path)) as reader:
+        for ip in addresses:
+            assert geoip.lookup(ip) == as_geoip2_says(reader, ip), ip
+    geoip.close()
+
+
+def test_every_generated_address_is_located(tmp_path):
+    """The demo's and the benchmark's database covers the generator's addresses."""
+    path = tmp_path / "E2EXAMPLE8DEMO.2025-06-02-10.a.gz"
+    generate.generate_file(path, lines=20_000)
+    geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(geodb.write(tmp_path / "w.mmdb"))))
+    at = parser.RECORD.index("ip")
+    with parser.open_lines(io.BytesIO(path.read_bytes())) as lines:
+        ips = {record[at] for record in parser.parse(lines, parser.Stats())}
+    assert any(":" in ip for ip in ips)
+    assert {ip for ip in ips if geoip.lookup(ip)[3] is None} == set()
+    # one tuple per place, however many addresses share it
+    assert len({id(geoip.lookup(ip)) for ip in ips}) == len(geoip._places)
+
+
+def test_other_kinds_of_database_are_a_warning(tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    path = geodb.write(tmp_path / "GeoLite2-ASN.mmdb", database_type="GeoLite2-ASN")
+    geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(path)))
+    assert geoip.lookup("10.0.0.1") == geo.NONE
+    (message,) = geo_warnings(caplog)
+    assert "GeoLite2-ASN" in message
 
 
 def test_folder_with_a_database(city_db):

@@ -7,7 +7,8 @@ embedded server, dropped afterwards.
 - parse only: gunzip and parser.parse.
 - parse+enrich, no database: ingest.read_records (classify, rollups, decoding,
   enrichment, visitor ids) with caches emptied before each run, as for the first
-  file a fresh process sees.
+  file a fresh process sees. GeoIP from GEOIP_DB_PATH if set, else from a City
+  database written for the generator's addresses (cflogs.geodb).
 - end-to-end ingest: `cflogs ingest FILE` in a child process, gz file to committed
   rows, with the child's peak RSS.
 - cold start: a child process that imports the ingest handler and connects."""
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import classify, db, generate, ingest, parser, useragent
+from . import classify, db, generate, geodb, ingest, parser, useragent
 from .config import Settings
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository, for functions/ingest
@@ -111,10 +112,12 @@ def main(argv: list[str] | None = None) -> None:
             f"user agents, {len(data) / 1e6:.1f} MB gzipped "
             f"(generated in {time.perf_counter() - started:.1f} s)"
         )
-        settings = Settings(geoip_db_path=None, visitor_id_secret="bench-key-0123456789abcdef")
+        geoip = os.environ.get("GEOIP_DB_PATH") or str(geodb.write(Path(folder) / "City.mmdb"))
+        print(f"GeoIP database: {geoip}")
+        settings = Settings(geoip_db_path=geoip, visitor_id_secret="bench-key-0123456789abcdef")
         pipeline = ingest.Pipeline(settings)
         useragent.columns("build the user-agent matchers before timing")
-        pipeline.enricher.geo  # noqa: B018 - open (or decline) the GeoIP database likewise
+        pipeline.enricher.geo  # noqa: B018 - open the GeoIP database likewise
 
         def parse_only():
             for _ in parser.parse(parser.open_lines(io.BytesIO(data)), parser.Stats()):
@@ -131,8 +134,12 @@ def main(argv: list[str] | None = None) -> None:
             )
 
         with db.throwaway_server() as server, db.scratch_database(server, "cflogs_bench") as url:
-            env = {**os.environ, "DATABASE_URL": url, "VISITOR_ID_SECRET": "bench-key-0123456789"}
-            env.pop("GEOIP_DB_PATH", None)
+            env = {
+                **os.environ,
+                "DATABASE_URL": url,
+                "VISITOR_ID_SECRET": "bench-key-0123456789",
+                "GEOIP_DB_PATH": geoip,
+            }
             code = f"from cflogs import cli; cli.main(['ingest', '--json', {str(path)!r}])"
             for attempt in ("first load", "replay"):
                 _, peak, out = child(code, env)

@@ -1,5 +1,6 @@
 """`make demo`: the whole pipeline on a laptop. A generated week of CloudFront logs
-is put into an in-process S3 (moto's server mode); each put fires the real ingest
+is put into an in-process S3 (moto's server mode), beside a GeoIP City database
+for the generated addresses (GEOIP_DB_S3_URI); each put fires the real ingest
 handler with a real S3 event, as the bucket notification would; the stitch handler
 runs with its schedule event; the report is printed, written as HTML, and checked
 against the generator's ground truth."""
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote_plus
 
-from . import aws, db, generate, report
+from . import aws, db, generate, geodb, report
 from .config import Settings
 from .invoke import Functions, read_event
 
@@ -126,6 +127,9 @@ def run(
         with conn, _in_process_s3() as s3:
             _load_and_stitch(root, data_dir, truth, s3, console)
             found = report.build(conn)
+            unlocated = conn.execute(
+                "SELECT count(*) FROM page_views WHERE country_code IS NULL"
+            ).fetchone()[0]
         db.close_shared_connection()  # the handlers' connection, as Lambda would drop it
 
     report.print_report(found, console)
@@ -136,6 +140,7 @@ def run(
         "human page views": (found.totals["page views"], truth.human_page_views),
         "human visitors": (found.totals["visitors"], truth.human_visitors),
         "sessions": (found.totals["sessions"], truth.sessions),
+        "page views without a country": (unlocated, 0),
     }
     table = Table(title="checked against the generator's ground truth")
     for column in ("figure", "pipeline", "ground truth", ""):
@@ -155,6 +160,10 @@ def _load_and_stitch(root: Path, data_dir: Path, truth, s3, console) -> None:
 
     functions = Functions(root / "template.yaml")
     s3.create_bucket(Bucket=BUCKET)
+    if not (os.environ.get("GEOIP_DB_PATH") or os.environ.get("GEOIP_DB_S3_URI")):
+        key = "geoip/GeoLite2-City.mmdb"
+        s3.upload_file(str(geodb.write(data_dir / "generated-City.mmdb")), BUCKET, key)
+        os.environ["GEOIP_DB_S3_URI"] = f"s3://{BUCKET}/{key}"
     files = truth.files_in_delivery_order()
     with progress_bar(console) as progress:
         task = progress.add_task("put + IngestFunction", total=len(files))

@@ -75,6 +75,8 @@ class Enricher:
         """Empty the caches (benchmarks start from a fresh process's state)."""
         self.agents.clear()
         self.sources.clear()
+        if self._geo is not None:
+            self._geo.clear()
 
     def close(self) -> None:
         if self._geo is not None:
