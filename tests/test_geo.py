@@ -86,6 +86,8 @@ def test_columns_are_what_geoip2_says(tmp_path, database_type):
     for network in places:
         block = IPNetwork(network)
         addresses += [str(block[0]), str(block[-1]), str(block[block.size // 3])]
+    # after the network cache has seen their neighbours
+    addresses += ["192.0.2.201", "192.0.2.1", "2001:db8:fffe::1", "10.255.0.2", "::ffff:10.0.0.1"]
     geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(path)))
     with geoip2.database.Reader(str(path)) as reader:
         for ip in addresses:
@@ -114,6 +116,33 @@ def test_other_kinds_of_database_are_a_warning(tmp_path, caplog):
     assert geoip.lookup("10.0.0.1") == geo.NONE
     (message,) = geo_warnings(caplog)
     assert "GeoLite2-ASN" in message
+
+
+class CountingReader:
+    def __init__(self, reader):
+        self.reader, self.reads = reader, 0
+
+    def get_with_prefix_len(self, ip):
+        self.reads += 1
+        return self.reader.get_with_prefix_len(ip)
+
+
+def test_a_network_held_whole_is_read_once(city_db):
+    geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(city_db)))
+    geoip.reader = counting = CountingReader(geoip.reader)
+    munich = ("DE", "Germany", "Bavaria", "Munich")
+    tokyo = ("JP", "Japan", "Tokyo", "Tokyo")
+    assert [geoip.lookup(f"198.51.100.{n}") for n in (1, 2, 254)] == [munich] * 3
+    assert [geoip.lookup(f"2001:db8:1:{n}::9") for n in (1, 2, 3)] == [tokyo] * 3
+    assert counting.reads == 2
+    # 203.0.113.0/25 is smaller than a /24: each address is read
+    assert geoip.lookup("203.0.113.5")[3] == "Campinas"
+    assert geoip.lookup("203.0.113.200") == geo.NONE
+    assert geoip.lookup("203.0.113.6")[3] == "Campinas"
+    assert counting.reads == 5
+    # an empty /24 is empty for all its addresses
+    assert geoip.lookup("192.0.2.1") == geoip.lookup("192.0.2.2") == geo.NONE
+    assert counting.reads == 6
 
 
 def test_folder_with_a_database(city_db):

@@ -7,12 +7,15 @@ says (tests compare the two).
 The database is GEOIP_DB_PATH (a file, or a folder such as a layer under /opt
 holding one .mmdb), or GEOIP_DB_S3_URI, downloaded once per process to the
 temporary folder. Without one the geo columns stay empty: one warning, nothing
-fails. IPs are looked up once each (cached in memory, never stored or logged)."""
+fails. IPs are looked up once each (cached in memory, never stored or logged),
+and a /24 (IPv4) or /48 (IPv6) that the database holds whole is read once: its
+other addresses have the same place without decoding the record again."""
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +30,8 @@ log = logging.getLogger(__name__)
 COLUMNS = ("country_code", "country", "region", "city")
 NONE = (None, None, None, None)
 CACHE_SIZE = 65536
+# bytes of a packed address that key the network cache, and its prefix length
+NETWORK_BYTES = {4: 3, 16: 6}
 
 _downloads: dict[str, Path] = {}
 
@@ -79,6 +84,9 @@ class GeoIP:
         self._city = "City" in kind
         # one tuple per place, not one per address: 45,000 addresses are a few places
         self._places: dict[tuple, tuple] = {}
+        # first bytes of the packed address -> place, for networks the database
+        # holds whole (its network for the address is that prefix or shorter)
+        self._networks: dict[bytes, tuple] = {}
         self.lookup = lru_cache(maxsize=CACHE_SIZE)(self._lookup)
 
     @classmethod
@@ -96,11 +104,25 @@ class GeoIP:
 
     def _lookup(self, ip: str) -> tuple:
         try:
-            found = self.reader.get(ip)
-        except ValueError:  # not an address, or IPv6 in an IPv4-only database
+            packed = socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+        except (OSError, ValueError):
+            return NONE  # not an address
+        network = packed[: NETWORK_BYTES[len(packed)]]
+        place = self._networks.get(network)
+        if place is not None:
+            return place
+        try:
+            found, prefix = self.reader.get_with_prefix_len(ip)
+        except ValueError:  # IPv6 in an IPv4-only database
             return NONE
-        if not found:
-            return NONE
+        place = self._place(found) if found else NONE
+        if prefix <= 8 * len(network):
+            if len(self._networks) >= CACHE_SIZE:
+                self._networks.clear()
+            self._networks[network] = place
+        return place
+
+    def _place(self, found: dict) -> tuple:
         country = found.get("country", {})
         if self._city:
             subdivisions = found.get("subdivisions")  # most specific last
@@ -114,6 +136,7 @@ class GeoIP:
     def clear(self) -> None:
         if self.reader is not None:
             self.lookup.cache_clear()
+            self._networks.clear()
 
     def close(self) -> None:
         if self.reader is not None:
