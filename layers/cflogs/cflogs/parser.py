@@ -93,7 +93,7 @@ SAMPLES_PER_REASON = 3
 # left it waiting at 80% of its takes (0.17 s of a 500,000-line file, against
 # 0.01 s). Larger blocks cost memory: 13 MB more at 1 MB.
 GUNZIP_BLOCK = 512 * 1024
-LAMBDA_TWO_VCPUS_MB = 1769
+LAMBDA_MB_PER_VCPU = 1769  # Lambda's CPU share: one vCPU-second a second per 1,769 MB
 
 
 class NotALogFile(ValueError):
@@ -199,11 +199,13 @@ def open_lines(stream) -> io.TextIOBase:
 
 @cache
 def second_cpu() -> bool:
-    """A CPU to gunzip on besides the one that parses. Lambda gives a function a
-    second vCPU from 1,769 MB of memory; below that it shares out less than one."""
+    """A CPU to gunzip on besides the one that parses. A Lambda function sees two
+    vCPUs whatever its memory, but its share of them grows with memory: one
+    vCPU's worth at 1,769 MB, two at 3,538 MB. Below that, a second thread only
+    shares out the same CPU time."""
     memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     if memory:
-        return int(memory) >= LAMBDA_TWO_VCPUS_MB
+        return int(memory) >= 2 * LAMBDA_MB_PER_VCPU
     return len(os.sched_getaffinity(0)) > 1
 
 
