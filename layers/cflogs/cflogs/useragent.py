@@ -13,7 +13,6 @@ Nothing here is cached: enrich.Enricher caches columns() by the logged string.""
 
 from __future__ import annotations
 
-import gc
 import re
 from functools import cache
 from typing import TYPE_CHECKING
@@ -117,13 +116,7 @@ class ExactResolver:
 @cache
 def _resolver() -> ExactResolver:
     """Built on first use (about 0.3 s), over the regexes the legacy module has."""
-    resolver = ExactResolver(ua_parser.load_lazy_builtins())
-    # What is alive now (modules, rule tables, these matchers) lives as long as the
-    # process: out of the collector's sight, each full collection of a file's
-    # caches no longer walks it too (half the collector's work on a file).
-    gc.collect()
-    gc.freeze()
-    return resolver
+    return ExactResolver(ua_parser.load_lazy_builtins())
 
 
 @cache
