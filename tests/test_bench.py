@@ -1,6 +1,8 @@
 """The benchmark command runs end to end on a small file (its figures are for
 `make bench`, not for tests)."""
 
+import pytest
+
 from cflogs import bench
 
 
@@ -8,5 +10,12 @@ def test_bench_command_prints_every_figure(env, capsys):
     bench.main(["--lines", "3000", "--runs", "1"])
     out = capsys.readouterr().out
     assert "3,000 lines" in out
+    assert "GeoIP database: " in out  # parse+enrich looks places up, as a deployment does
     for figure in ("parse only", "parse+enrich, no database", "end-to-end ingest", "cold start"):
         assert figure in out
+
+
+def test_bench_stops_when_its_geoip_database_cannot_be_opened(env, monkeypatch, tmp_path):
+    monkeypatch.setenv("GEOIP_DB_PATH", str(tmp_path / "absent.mmdb"))
+    with pytest.raises(SystemExit, match="absent.mmdb"):
+        bench.main(["--lines", "1000", "--runs", "1"])

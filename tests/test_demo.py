@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def demo_run(env, conn, tmp_path, monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    # a user's own database knows none of the generated addresses: the demo uses its own
+    monkeypatch.setenv("GEOIP_DB_PATH", str(tmp_path / "GeoLite2-City.mmdb"))
     html = tmp_path / "report.html"
     checks = demo.run(
         root=ROOT, data_dir=tmp_path / "demo", days=1, visitors_per_hour=25, html_path=html
@@ -94,3 +96,4 @@ def test_demo_leaves_the_environment_as_it_found_it(demo_run):
 
     assert "AWS_ENDPOINT_URL" not in os.environ
     assert "POWERTOOLS_METRICS_DISABLED" not in os.environ
+    assert "GEOIP_DB_S3_URI" not in os.environ and os.environ["GEOIP_DB_PATH"]

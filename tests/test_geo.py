@@ -88,6 +88,8 @@ def test_columns_are_what_geoip2_says(tmp_path, database_type):
         addresses += [str(block[0]), str(block[-1]), str(block[block.size // 3])]
     # after the network cache has seen their neighbours
     addresses += ["192.0.2.201", "192.0.2.1", "2001:db8:fffe::1", "10.255.0.2", "::ffff:10.0.0.1"]
+    # IPv4 as stored in an IPv6 database (::/96), read after 10.0.0.0/24 was cached
+    addresses += ["::10.0.0.1", "::10.0.0.2", "::a00:3"]
     geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(path)))
     with geoip2.database.Reader(str(path)) as reader:
         for ip in addresses:
@@ -126,6 +128,9 @@ class CountingReader:
         self.reads += 1
         return self.reader.get_with_prefix_len(ip)
 
+    def close(self):
+        self.reader.close()
+
 
 def test_a_network_held_whole_is_read_once(city_db):
     geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(city_db)))
@@ -143,6 +148,14 @@ def test_a_network_held_whole_is_read_once(city_db):
     # an empty /24 is empty for all its addresses
     assert geoip.lookup("192.0.2.1") == geoip.lookup("192.0.2.2") == geo.NONE
     assert counting.reads == 6
+    geoip.close()
+
+
+def test_enterprise_database_gives_city_columns(tmp_path):
+    path = geodb.write(tmp_path / "GeoIP2-Enterprise.mmdb", database_type="GeoIP2-Enterprise")
+    geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(path)))
+    assert geoip.lookup("10.36.1.1") == ("IN", "India", "Maharashtra", "Mumbai")
+    geoip.close()
 
 
 def test_folder_with_a_database(city_db):

@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings(geoip_db_path=geoip, visitor_id_secret="bench-key-0123456789abcdef")
         pipeline = ingest.Pipeline(settings)
         useragent.columns("build the user-agent matchers before timing")
-        pipeline.enricher.geo  # noqa: B018 - open the GeoIP database likewise
+        if pipeline.enricher.geo.reader is None:  # open the GeoIP database likewise
+            raise SystemExit(f"cannot open the GeoIP database {geoip} (see the warning above)")
 
         def parse_only():
             for _ in parser.parse(parser.open_lines(io.BytesIO(data)), parser.Stats()):

@@ -160,10 +160,12 @@ def _load_and_stitch(root: Path, data_dir: Path, truth, s3, console) -> None:
 
     functions = Functions(root / "template.yaml")
     s3.create_bucket(Bucket=BUCKET)
-    if not (os.environ.get("GEOIP_DB_PATH") or os.environ.get("GEOIP_DB_S3_URI")):
-        key = "geoip/GeoLite2-City.mmdb"
-        s3.upload_file(str(geodb.write(data_dir / "generated-City.mmdb")), BUCKET, key)
-        os.environ["GEOIP_DB_S3_URI"] = f"s3://{BUCKET}/{key}"
+    # The generated addresses are in no real database: always the generated one
+    # (the environment is put back when the demo ends).
+    key = "geoip/GeoLite2-City.mmdb"
+    s3.upload_file(str(geodb.write(data_dir / "generated-City.mmdb")), BUCKET, key)
+    os.environ.pop("GEOIP_DB_PATH", None)
+    os.environ["GEOIP_DB_S3_URI"] = f"s3://{BUCKET}/{key}"
     files = truth.files_in_delivery_order()
     with progress_bar(console) as progress:
         task = progress.add_task("put + IngestFunction", total=len(files))

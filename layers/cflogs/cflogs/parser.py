@@ -199,10 +199,10 @@ def open_lines(stream) -> io.TextIOBase:
 
 @cache
 def second_cpu() -> bool:
-    """A CPU to gunzip on besides the one that parses. A Lambda function sees two
-    vCPUs whatever its memory, but its share of them grows with memory: one
-    vCPU's worth at 1,769 MB, two at 3,538 MB. Below that, a second thread only
-    shares out the same CPU time."""
+    """A CPU to gunzip on besides the one that parses. A Lambda function sees at
+    least two vCPUs, but its CPU time grows with its memory: one vCPU's worth at
+    1,769 MB, two at 3,538 MB. Below that, a second thread only shares out the
+    same CPU time."""
     memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     if memory:
         return int(memory) >= 2 * LAMBDA_MB_PER_VCPU
