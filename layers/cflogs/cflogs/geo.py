@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 COLUMNS = ("country_code", "country", "region", "city")
 NONE = (None, None, None, None)
 CACHE_SIZE = 65536
-# bytes of a packed address that key the network cache, and its prefix length
+# length of a packed address (IPv4, IPv6) -> how many of its bytes key the network
+# cache: a /24 or a /48
 NETWORK_BYTES = {4: 3, 16: 6}
 
 _downloads: dict[str, Path] = {}
