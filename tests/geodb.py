@@ -12,6 +12,8 @@ PLACES = {
     "203.0.113.0/25": ("BR", "Brazil", "São Paulo", "Campinas"),
     "2001:db8:1::/48": ("JP", "Japan", "Tokyo", "Tokyo"),
     "2001:db8:2::/48": ("FR", "France", None, None),
+    "198.18.0.0/15": ("NL", "Netherlands", "North Holland", "Amsterdam"),
+    "2001:db8:10::/44": ("SE", "Sweden", None, "Stockholm"),
 }
 
 

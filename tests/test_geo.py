@@ -11,7 +11,7 @@ import geoip2.database
 import geoip2.errors
 import pytest
 from moto import mock_aws
-from netaddr import IPNetwork
+from netaddr import IPNetwork, IPSet
 
 from cflogs import aws, generate, geo, geodb, parser
 from cflogs.config import Settings
@@ -111,6 +111,21 @@ def test_every_generated_address_is_located(tmp_path):
     assert len({id(geoip.lookup(ip)) for ip in ips}) == len(geoip._places)
 
 
+def test_generated_networks_are_sized_as_geolite2s():
+    """Each /16 is cut into networks that cover it exactly, and the addresses in
+    networks of each size are GeoLite2-City's shares (geodb.NETWORK_SHARES)."""
+    networks = [IPNetwork(n) for n in geodb.networks() if ":" not in n and not n.endswith("/15")]
+    blocks = {IPNetwork(f"{network.network}/16").cidr for network in networks}
+    addresses: dict[int, int] = {}
+    for network in networks:
+        addresses[network.prefixlen] = addresses.get(network.prefixlen, 0) + network.size
+    assert IPSet(networks) == IPSet(blocks)
+    assert sum(addresses.values()) == len(blocks) * 65536
+    total = sum(geodb.NETWORK_SHARES.values())
+    for length, share in geodb.NETWORK_SHARES.items():
+        assert abs(addresses[length] / sum(addresses.values()) - share / total) < 0.02, length
+
+
 def test_other_kinds_of_database_are_a_warning(tmp_path, caplog):
     caplog.set_level(logging.WARNING)
     path = geodb.write(tmp_path / "GeoLite2-ASN.mmdb", database_type="GeoLite2-ASN")
@@ -132,7 +147,7 @@ class CountingReader:
         self.reader.close()
 
 
-def test_a_network_held_whole_is_read_once(city_db):
+def test_a_network_is_read_once(city_db):
     geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(city_db)))
     geoip.reader = counting = CountingReader(geoip.reader)
     munich = ("DE", "Germany", "Bavaria", "Munich")
@@ -148,6 +163,18 @@ def test_a_network_held_whole_is_read_once(city_db):
     # an empty /24 is empty for all its addresses
     assert geoip.lookup("192.0.2.1") == geoip.lookup("192.0.2.2") == geo.NONE
     assert counting.reads == 6
+    # networks wider than a /24 or /48: read once for all their /24s or /48s
+    amsterdam = ("NL", "Netherlands", "North Holland", "Amsterdam")
+    stockholm = ("SE", "Sweden", None, "Stockholm")
+    assert [geoip.lookup(ip) for ip in ("198.18.0.1", "198.19.255.2", "198.18.7.3")] == [
+        amsterdam
+    ] * 3
+    assert [geoip.lookup(f"2001:db8:1{n}::1") for n in "0a7f"] == [stockholm] * 4
+    assert counting.reads == 8
+    # their neighbours are other networks
+    assert geoip.lookup("198.20.0.1") == geoip.lookup("2001:db8:20::1") == geo.NONE
+    assert geoip.lookup("198.17.255.255") == geo.NONE
+    assert counting.reads == 11
     geoip.close()
 
 

@@ -44,7 +44,7 @@ class Enricher:
         if found is None:
             decoded = parser.decode(logged)
             found = (decoded, useragent.columns(decoded))
-            _remember(self.agents, logged, found, len(logged))
+            parser.remember(self.agents, logged, found, CACHE_ENTRIES, len(logged))
         return found
 
     def source(self, host: str, logged_referrer: str, logged_query: str) -> tuple:
@@ -59,7 +59,8 @@ class Enricher:
             if hint is not None:
                 source = campaign.apply(source, hint, platform)
             found = (query or None, source + utm)
-            _remember(self.sources, key, found, max(len(logged_referrer), len(logged_query)))
+            longest = max(len(logged_referrer), len(logged_query))
+            parser.remember(self.sources, key, found, CACHE_ENTRIES, longest)
         return found
 
     def is_bot(self, logged_user_agent: str) -> bool:
@@ -82,11 +83,3 @@ class Enricher:
         if self._geo is not None:
             self._geo.close()
             self._geo = None
-
-
-def _remember(cache: dict, key, value, length: int) -> None:
-    if length > parser.LONGEST_CACHED:
-        return
-    if len(cache) >= CACHE_ENTRIES:
-        cache.clear()
-    cache[key] = value

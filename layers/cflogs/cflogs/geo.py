@@ -8,8 +8,8 @@ The database is GEOIP_DB_PATH (a file, or a folder such as a layer under /opt
 holding one .mmdb), or GEOIP_DB_S3_URI, downloaded once per process to the
 temporary folder. Without one the geo columns stay empty: one warning, nothing
 fails. IPs are looked up once each (cached in memory, never stored or logged),
-and a /24 (IPv4) or /48 (IPv6) that the database holds whole is read once: its
-other addresses have the same place without decoding the record again."""
+and each network of the database is read once: its other addresses have the same
+place without decoding the record again (the decoding is most of a lookup's cost)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import maxminddb
 
-from . import aws
+from . import aws, parser
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 COLUMNS = ("country_code", "country", "region", "city")
 NONE = (None, None, None, None)
 CACHE_SIZE = 65536
-# length of a packed address (IPv4, IPv6) -> how many of its bytes key the network
-# cache: a /24 or a /48
+# length of a packed address (IPv4, IPv6) -> how many of its bytes key the first
+# network cache: a /24 or a /48
 NETWORK_BYTES = {4: 3, 16: 6}
 
 _downloads: dict[str, Path] = {}
@@ -85,9 +85,15 @@ class GeoIP:
             raise ValueError(f"a City, Enterprise or Country database is needed, not {kind}")
         # one tuple per place, not one per address: 45,000 addresses are a few places
         self._places: dict[tuple, tuple] = {}
-        # first bytes of the packed address -> place, for networks the database
-        # holds whole (its network for the address is that prefix or shorter)
+        # Places of the networks read so far. First: the address's /24 or /48 (its
+        # first NETWORK_BYTES) -> place, where the database's network is that or
+        # wider. Then, for networks wider than that: (address bits, prefix length,
+        # the address's first `prefix length` bits) -> place, with the prefix
+        # lengths seen for each kind of address (an address is in one network
+        # only, so at most one of them finds it).
         self._networks: dict[bytes, tuple] = {}
+        self._wider: dict[tuple[int, int, int], tuple] = {}
+        self._prefixes: dict[int, set[int]] = {32: set(), 128: set()}
         self.lookup = lru_cache(maxsize=CACHE_SIZE)(self._lookup)
 
     @classmethod
@@ -112,15 +118,27 @@ class GeoIP:
         place = self._networks.get(network)
         if place is not None:
             return place
+        bits = 8 * len(packed)
+        number = int.from_bytes(packed, "big")
+        for prefix in self._prefixes[bits]:
+            place = self._wider.get((bits, prefix, number >> (bits - prefix)))
+            if place is not None:
+                parser.remember(self._networks, network, place, CACHE_SIZE)
+                return place
         try:
             found, prefix = self.reader.get_with_prefix_len(ip)
         except ValueError:  # IPv6 in an IPv4-only database
             return NONE
         place = self._place(found) if found else NONE
+        # (an IPv4 address's prefix counts from the IPv4 part of an IPv6 database;
+        # below 0 where its network is wider than all of IPv4)
+        prefix = max(prefix, 0)
+        if prefix < 8 * len(network):
+            self._prefixes[bits].add(prefix)
+            key = (bits, prefix, number >> (bits - prefix))
+            parser.remember(self._wider, key, place, CACHE_SIZE)
         if prefix <= 8 * len(network):
-            if len(self._networks) >= CACHE_SIZE:
-                self._networks.clear()
-            self._networks[network] = place
+            parser.remember(self._networks, network, place, CACHE_SIZE)
         return place
 
     def _place(self, found: dict) -> tuple:
@@ -138,6 +156,7 @@ class GeoIP:
         if self.reader is not None:
             self.lookup.cache_clear()
             self._networks.clear()
+            self._wider.clear()
 
     def close(self) -> None:
         if self.reader is not None:

@@ -224,6 +224,17 @@ _decode_cached = lru_cache(maxsize=16384)(_decode)
 LONGEST_CACHED = 1024
 
 
+def remember(cache: dict, key, value, entries: int, length: int = 0) -> None:
+    """Keep value under key in a cache of `entries` at most, emptied when full (it
+    fills again; cheaper than an LRU's bookkeeping on every hit). Not kept when
+    `length`, that of the value it was worked out from, exceeds LONGEST_CACHED."""
+    if length > LONGEST_CACHED:
+        return
+    if len(cache) >= entries:
+        cache.clear()
+    cache[key] = value
+
+
 def decode(value: str) -> str:
     """CloudFront's free-text fields, single- or double-encoded: `%25XX` becomes
     `%XX`, then one percent-decoding. `-` is empty."""
