@@ -207,18 +207,27 @@ def test_rollup_folds_statuses_into_classes_and_counts_hits(env):
     assert (tally.pages, tally.assets) == (3, 1)
 
 
-def test_page_views_waiting_for_new_user_agents_are_all_written(env, monkeypatch):
-    agents = [f"Agent{n}/1.0 (+https://agent{n}.example)" for n in range(300)] + [IPHONE]
-    views = [record(path=f"/p{i}", ua=agents[i % len(agents)], ip=f"192.0.2.{i % 200}")
+def test_page_views_waiting_for_new_values_are_all_written(env, monkeypatch):
+    """Page views with a new user agent or source wait to be resolved in batches,
+    values too long to be cached included; the rows are those of one at a time."""
+    long = "x" * ingest.parser.LONGEST_CACHED
+    agents = [f"Agent{n}/1.0 (+https://agent{n}.example)" for n in range(300)]
+    agents += [IPHONE, f"{IPHONE} {long}"]
+    referrers = [f"https://site{n}.example/{n}" for n in range(250)] + [f"https://a.example/{long}"]
+    views = [record(path=f"/p{i}", ua=agents[i % len(agents)], ip=f"192.0.2.{i % 200}",
+                    referrer=referrers[i % len(referrers)], query=f"utm_source=s{i % 7}")
              for i in range(3000)]  # fmt: skip
     data = log_bytes(views)
     batched, batched_tally = read_rows(ingest.Pipeline(env), data)
     monkeypatch.setattr(ingest, "NEW_AGENTS_BATCH", 1)  # each new agent resolved at once
+    monkeypatch.setattr(ingest, "WAITING_PAGE_VIEWS", 1)  # and each new source
     one_by_one, tally = read_rows(ingest.Pipeline(env), data)
     assert len(batched) == 3000
     assert sorted(batched, key=repr) == sorted(one_by_one, key=repr)
     assert batched_tally == tally
-    assert tally.bots == 3000 - 3000 // len(agents)
+    assert tally.bots == 3000 - 2 * (3000 // len(agents))
+    referrer_hosts = {row[ingest.PAGE_VIEW_COLUMNS.index("referrer_host")] for row in batched}
+    assert len(referrer_hosts) == 251
 
 
 def test_page_views_wait_for_a_bounded_while(env, monkeypatch):

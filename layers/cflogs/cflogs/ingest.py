@@ -34,8 +34,8 @@ PAGE_VIEW_COLUMNS = (
     "edge_location",
 ) + enrich.COLUMNS
 CACHE_HITS = frozenset({"Hit", "RefreshHit"})
-# Page views with a new user agent wait for this many new agents, or this many
-# of them (the file's first, when it has few agents), then all are resolved.
+# Page views with a new user agent or source wait for this many new agents, or
+# this many of them (the file's first, when it has few agents), then all are resolved.
 NEW_AGENTS_BATCH = 256
 WAITING_PAGE_VIEWS = 2048
 STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx")
@@ -251,19 +251,21 @@ def read_records(
     location = None  # the GeoIP database is opened at the first page view
     visitor_id = pipeline.visitors.visitor_id
     decode = parser.decode
-    # Page views whose user agent is new wait until a batch of new ones is resolved
-    # together: ua-parser's extractors run about twice as fast one after another
-    # as between lines of parsing (their automata stay in the CPU's caches). Rows
-    # reach write_row out of line order; nothing depends on it.
+    # Page views whose user agent or referrer and query are new wait until a batch
+    # of new ones is resolved together, a kind at a time: ua-parser's extractors
+    # and URL parsing run two to three times as fast one after another as between
+    # lines of parsing (their code and data stay in the CPU's caches). Rows reach
+    # write_row out of line order; nothing depends on it.
     waiting: list[tuple] = []
     new_agents: set[str] = set()
+    new_sources: set[tuple[str, str, str]] = set()
 
-    def page_view(record: tuple, ts: str, known_agent: tuple) -> bool:
+    def page_view(record: tuple, ts: str, known_agent: tuple, known_source: tuple) -> bool:
         """Write the row of one page view; whether it is a bot's."""
         (date, time_, hour, edge, sent, ip, method, host, path, status, referrer, ua, query,
          request_id, taken, content_type, result) = record  # fmt: skip
         user_agent, agent_columns = known_agent
-        query, source_columns = sources((host, referrer, query)) or source(host, referrer, query)
+        query, source_columns = known_source
         write_row(
             (
                 file_id,
@@ -287,9 +289,15 @@ def read_records(
     def resolve_waiting() -> int:
         for ua in new_agents:  # one after another, the point of waiting
             agent(ua)
-        bot_views = sum(page_view(record, ts, agent(ua)) for record, ts, ua in waiting)
+        for key in new_sources:
+            source(*key)
+        bot_views = 0
+        for record, ts, ua, key in waiting:
+            known_agent, known_source = agents(ua) or agent(ua), sources(key) or source(*key)
+            bot_views += page_view(record, ts, known_agent, known_source)
         waiting.clear()
         new_agents.clear()
+        new_sources.clear()
         return bot_views
 
     # Where the log has the content type, kind_of needs no path: one lookup a line.
@@ -328,13 +336,19 @@ def read_records(
             if location is None:
                 location = enricher.geo.lookup
             known_agent = agents(ua)
+            key = (host, referrer, query)
+            known_source = sources(key)
+            if known_agent and known_source:
+                bots += page_view(record, ts, known_agent, known_source)
+                continue
+            waiting.append((record, ts, ua, key))
+            # (values too long to be cached wait too, but are worked out once, then)
             if known_agent is None and len(ua) <= parser.LONGEST_CACHED:
-                waiting.append((record, ts, ua))
                 new_agents.add(ua)
-                if len(new_agents) >= NEW_AGENTS_BATCH or len(waiting) >= WAITING_PAGE_VIEWS:
-                    bots += resolve_waiting()
-            else:
-                bots += page_view(record, ts, known_agent or agent(ua))
+            if known_source is None and max(len(referrer), len(query)) <= parser.LONGEST_CACHED:
+                new_sources.add(key)
+            if len(new_agents) >= NEW_AGENTS_BATCH or len(waiting) >= WAITING_PAGE_VIEWS:
+                bots += resolve_waiting()
         bots += resolve_waiting()
     tally.traffic, by_kind = _rollup(requests)
     tally.first, tally.last = first, last
