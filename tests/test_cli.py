@@ -1,7 +1,10 @@
 import json
 from pathlib import Path
 
-from cflogs import cli
+import boto3
+from moto import mock_aws
+
+from cflogs import aws, cli
 from tests.logfiles import log_bytes, record
 
 
@@ -49,12 +52,30 @@ def test_invoke_names_the_functions_when_one_is_unknown(env, capsys):
     assert "IngestFunction" in capsys.readouterr().err
 
 
+def test_invoke_without_aws_credentials_says_so(env, monkeypatch, tmp_path, capsys):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    aws.reset_clients()
+    root = Path(__file__).resolve().parent.parent
+    args = ["invoke", "IngestFunction", str(root / "events/s3-put.json")]
+    assert cli.main([*args, "--template", str(root / "template.yaml")]) == 2
+    assert "no AWS credentials" in capsys.readouterr().err
+
+
+def test_invoke_of_an_object_that_is_not_there(env, capsys):
+    root = Path(__file__).resolve().parent.parent
+    args = ["invoke", "IngestFunction", str(root / "events/s3-put.json")]
+    with mock_aws():
+        aws.reset_clients()
+        assert cli.main([*args, "--template", str(root / "template.yaml")]) == 1
+    assert "NoSuchBucket" in capsys.readouterr().err
+    aws.reset_clients()
+
+
 def test_backfill_loads_an_s3_prefix_and_status_reports_it(env, conn, capsys):
-    import boto3
-    from moto import mock_aws
-
-    from cflogs import aws
-
     with mock_aws():
         aws.reset_clients()
         s3 = boto3.client("s3", region_name="us-east-1")
