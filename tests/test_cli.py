@@ -62,7 +62,13 @@ def test_invoke_without_aws_credentials_says_so(env, monkeypatch, tmp_path, caps
     root = Path(__file__).resolve().parent.parent
     args = ["invoke", "IngestFunction", str(root / "events/s3-put.json")]
     assert cli.main([*args, "--template", str(root / "template.yaml")]) == 2
-    assert "no AWS credentials" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no AWS credentials" in err and "events/" in err
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    aws.reset_clients()
+    assert cli.main(["ingest", "s3://some-bucket/logs/"]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-profile" in err and "events/" not in err
 
 
 def test_invoke_of_an_object_that_is_not_there(env, capsys):

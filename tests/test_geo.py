@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import random
 
 import boto3
 import geoip2.database
@@ -94,6 +95,31 @@ def test_columns_are_what_geoip2_says(tmp_path, database_type):
     with geoip2.database.Reader(str(path)) as reader:
         for ip in addresses:
             assert geoip.lookup(ip) == as_geoip2_says(reader, ip), ip
+    geoip.close()
+
+
+def test_places_stay_the_databases_while_the_caches_empty_and_fill(tmp_path, monkeypatch):
+    """Every cache (addresses, /24s and /48s, wider networks) emptied again and
+    again, networks wider and narrower than a /24, IPv4 in IPv6 forms."""
+    monkeypatch.setattr(geo, "CACHE_SIZE", 8)
+    places = geodb.networks()
+    places["192.0.2.0/26"] = geodb.city_record("FR", 0)
+    places["192.0.2.128/25"] = geodb.city_record("FR", 1)
+    path = geodb.write(tmp_path / "w.mmdb", places)
+    rng = random.Random(5)
+    addresses = [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
+                 for _ in range(2000)]  # fmt: skip
+    addresses += [f"192.0.2.{n}" for n in range(0, 256, 3)]
+    addresses += [f"2001:db8:{rng.randrange(24):x}{rng.randrange(256):02x}::{n:x}"
+                  for n in range(500)]  # fmt: skip
+    ipv4 = addresses[:500]
+    addresses += ["::ffff:" + ip for ip in ipv4] + ["::" + ip for ip in ipv4[::3]]
+    rng.shuffle(addresses)
+    geoip = geo.GeoIP.from_settings(Settings(geoip_db_path=str(path)))
+    with geoip2.database.Reader(str(path)) as reader:
+        for ip in addresses:
+            assert geoip.lookup(ip) == as_geoip2_says(reader, ip), ip
+    assert len(geoip._networks) <= 8 and len(geoip._wider) <= 8
     geoip.close()
 
 

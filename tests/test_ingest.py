@@ -5,7 +5,7 @@ import threading
 import psycopg
 import pytest
 
-from cflogs import db, ingest
+from cflogs import db, enrich, ingest
 from tests.conftest import clean_tables
 from tests.logfiles import GOOGLEBOT, IPHONE, log_bytes, record
 
@@ -226,8 +226,20 @@ def test_page_views_waiting_for_new_values_are_all_written(env, monkeypatch):
     assert sorted(batched, key=repr) == sorted(one_by_one, key=repr)
     assert batched_tally == tally
     assert tally.bots == 3000 - 2 * (3000 // len(agents))
-    referrer_hosts = {row[ingest.PAGE_VIEW_COLUMNS.index("referrer_host")] for row in batched}
-    assert len(referrer_hosts) == 251
+    # each row has its own page view's columns, as the Enricher gives them directly
+    direct = enrich.Enricher(env)
+    logged = {view["x-edge-request-id"]: view for view in views}
+    first = ingest.PAGE_VIEW_COLUMNS.index(enrich.COLUMNS[0])
+    for row in batched:
+        view = logged[row[ingest.PAGE_VIEW_COLUMNS.index("request_id")]]
+        assert row[first:] == direct.columns(
+            view["x-host-header"], view["cs-uri-query"], view["cs(Referer)"],
+            view["cs(User-Agent)"], view["c-ip"],
+        )  # fmt: skip
+    assert len({row[ingest.PAGE_VIEW_COLUMNS.index("referrer_host")] for row in batched}) == 251
+    # and caches that empty within a batch change nothing
+    monkeypatch.setattr(enrich, "CACHE_ENTRIES", 37)
+    assert sorted(read_rows(ingest.Pipeline(env), data)[0], key=repr) == sorted(batched, key=repr)
 
 
 def test_page_views_wait_for_a_bounded_while(env, monkeypatch):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-from botocore.exceptions import ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from . import aws, db, ingest, s3
 from .config import Settings
@@ -81,19 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     except (db.ConfigError, FileNotFoundError, KeyError) as exc:
         print(f"cflogs: {exc}", file=sys.stderr)
         return 2
-    except NoCredentialsError:
-        print(NO_CREDENTIALS, file=sys.stderr)
-        return 2
-    except ClientError as exc:  # a bucket, key or queue that is not there, or not ours
-        print(f"cflogs: {exc}", file=sys.stderr)
-        return 1
+    except (BotoCoreError, ClientError) as exc:
+        # no credentials, an unknown profile or region, no connection (BotoCoreError);
+        # a bucket, key or queue that is not there or not ours (ClientError)
+        message = NO_CREDENTIALS if isinstance(exc, NoCredentialsError) else str(exc)
+        if args.command == "invoke":
+            message += " The events in events/ name an example bucket: point them at yours."
+        print(f"cflogs: {message}", file=sys.stderr)
+        return 2 if isinstance(exc, BotoCoreError) else 1
 
 
 NO_CREDENTIALS = (
-    "cflogs: no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-    "AWS_SECRET_ACCESS_KEY, for commands that read S3, SQS or Secrets Manager. The "
-    "events in events/ name an example bucket: point them at objects of yours. "
-    "`make demo` needs no AWS account."
+    "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+    "for commands that use S3, SQS or Secrets Manager (`make demo` needs none)."
 )
 
 

@@ -8,8 +8,9 @@ The database is GEOIP_DB_PATH (a file, or a folder such as a layer under /opt
 holding one .mmdb), or GEOIP_DB_S3_URI, downloaded once per process to the
 temporary folder. Without one the geo columns stay empty: one warning, nothing
 fails. IPs are looked up once each (cached in memory, never stored or logged),
-and each network of the database is read once: its other addresses have the same
-place without decoding the record again (the decoding is most of a lookup's cost)."""
+and a network of the database that is a /24 (IPv4) or /48 (IPv6) or wider is read
+once: its other addresses have the same place without decoding the record again
+(the decoding is most of a lookup's cost)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ CACHE_SIZE = 65536
 # length of a packed address (IPv4, IPv6) -> how many of its bytes key the first
 # network cache: a /24 or a /48
 NETWORK_BYTES = {4: 3, 16: 6}
+_SPLIT = ()  # in the /24 or /48 cache: the database splits it into smaller networks
 
 _downloads: dict[str, Path] = {}
 
@@ -87,10 +89,10 @@ class GeoIP:
         self._places: dict[tuple, tuple] = {}
         # Places of the networks read so far. First: the address's /24 or /48 (its
         # first NETWORK_BYTES) -> place, where the database's network is that or
-        # wider. Then, for networks wider than that: (address bits, prefix length,
-        # the address's first `prefix length` bits) -> place, with the prefix
-        # lengths seen for each kind of address (an address is in one network
-        # only, so at most one of them finds it).
+        # wider (_SPLIT where it is smaller). Then, for networks wider than that:
+        # (address bits, prefix length, the address's first `prefix length` bits)
+        # -> place, with the prefix lengths seen for each kind of address (an
+        # address is in one network only, so at most one of them finds it).
         self._networks: dict[bytes, tuple] = {}
         self._wider: dict[tuple[int, int, int], tuple] = {}
         self._prefixes: dict[int, set[int]] = {32: set(), 128: set()}
@@ -116,30 +118,41 @@ class GeoIP:
             return NONE  # not an address
         network = packed[: NETWORK_BYTES[len(packed)]]
         place = self._networks.get(network)
-        if place is not None:
-            return place
-        bits = 8 * len(packed)
-        number = int.from_bytes(packed, "big")
-        for prefix in self._prefixes[bits]:
-            place = self._wider.get((bits, prefix, number >> (bits - prefix)))
+        if place is None:
+            place = self._wider_place(packed)
             if place is not None:
                 parser.remember(self._networks, network, place, CACHE_SIZE)
                 return place
+        elif place is not _SPLIT:
+            return place
         try:
             found, prefix = self.reader.get_with_prefix_len(ip)
         except ValueError:  # IPv6 in an IPv4-only database
             return NONE
         place = self._place(found) if found else NONE
-        # (an IPv4 address's prefix counts from the IPv4 part of an IPv6 database;
-        # below 0 where its network is wider than all of IPv4)
+        # An IPv4 address's prefix counts from the IPv4 part of an IPv6 database:
+        # 0 (below 0 with some maxminddb versions) when its network is wider.
         prefix = max(prefix, 0)
         if prefix < 8 * len(network):
+            bits = 8 * len(packed)
             self._prefixes[bits].add(prefix)
-            key = (bits, prefix, number >> (bits - prefix))
+            key = (bits, prefix, int.from_bytes(packed, "big") >> (bits - prefix))
             parser.remember(self._wider, key, place, CACHE_SIZE)
-        if prefix <= 8 * len(network):
-            parser.remember(self._networks, network, place, CACHE_SIZE)
+        # A /24 or /48 split into smaller networks is in no wider one: its other
+        # addresses go straight to the database.
+        entry = place if prefix <= 8 * len(network) else _SPLIT
+        parser.remember(self._networks, network, entry, CACHE_SIZE)
         return place
+
+    def _wider_place(self, packed: bytes) -> tuple | None:
+        """The place of a network wider than a /24 or /48 read before, if the
+        packed address is in one."""
+        bits, number = 8 * len(packed), int.from_bytes(packed, "big")
+        for prefix in self._prefixes[bits]:
+            place = self._wider.get((bits, prefix, number >> (bits - prefix)))
+            if place is not None:
+                return place
+        return None
 
     def _place(self, found: dict) -> tuple:
         country = found.get("country", {})
@@ -157,6 +170,8 @@ class GeoIP:
             self.lookup.cache_clear()
             self._networks.clear()
             self._wider.clear()
+            for prefixes in self._prefixes.values():
+                prefixes.clear()
 
     def close(self) -> None:
         if self.reader is not None:

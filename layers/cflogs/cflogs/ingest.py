@@ -289,11 +289,12 @@ def read_records(
     def resolve_waiting() -> int:
         for ua in new_agents:  # one after another, the point of waiting
             agent(ua)
-        for key in new_sources:
-            source(*key)
+        for source_key in new_sources:
+            source(*source_key)
         bot_views = 0
-        for record, ts, ua, key in waiting:
-            known_agent, known_source = agents(ua) or agent(ua), sources(key) or source(*key)
+        for record, ts, ua, source_key in waiting:
+            known_agent = agents(ua) or agent(ua)
+            known_source = sources(source_key) or source(*source_key)
             bot_views += page_view(record, ts, known_agent, known_source)
         waiting.clear()
         new_agents.clear()
@@ -336,17 +337,17 @@ def read_records(
             if location is None:
                 location = enricher.geo.lookup
             known_agent = agents(ua)
-            key = (host, referrer, query)
-            known_source = sources(key)
+            source_key = (host, referrer, query)
+            known_source = sources(source_key)
             if known_agent and known_source:
                 bots += page_view(record, ts, known_agent, known_source)
                 continue
-            waiting.append((record, ts, ua, key))
+            waiting.append((record, ts, ua, source_key))
             # (values too long to be cached wait too, but are worked out once, then)
             if known_agent is None and len(ua) <= parser.LONGEST_CACHED:
                 new_agents.add(ua)
             if known_source is None and max(len(referrer), len(query)) <= parser.LONGEST_CACHED:
-                new_sources.add(key)
+                new_sources.add(source_key)
             if len(new_agents) >= NEW_AGENTS_BATCH or len(waiting) >= WAITING_PAGE_VIEWS:
                 bots += resolve_waiting()
         bots += resolve_waiting()
