@@ -117,6 +117,7 @@ class GeoIP:
         except (OSError, ValueError):
             return NONE  # not an address
         network = packed[: NETWORK_BYTES[len(packed)]]
+        network_bits = 8 * len(network)  # 24 or 48
         place = self._networks.get(network)
         if place is None:
             place = self._wider_place(packed)
@@ -133,14 +134,14 @@ class GeoIP:
         # An IPv4 address's prefix counts from the IPv4 part of an IPv6 database:
         # 0 (below 0 with some maxminddb versions) when its network is wider.
         prefix = max(prefix, 0)
-        if prefix < 8 * len(network):
+        if prefix < network_bits:
             bits = 8 * len(packed)
             self._prefixes[bits].add(prefix)
             key = (bits, prefix, int.from_bytes(packed, "big") >> (bits - prefix))
             parser.remember(self._wider, key, place, CACHE_SIZE)
         # A /24 or /48 split into smaller networks is in no wider one: its other
         # addresses go straight to the database.
-        entry = place if prefix <= 8 * len(network) else _SPLIT
+        entry = place if prefix <= network_bits else _SPLIT
         parser.remember(self._networks, network, entry, CACHE_SIZE)
         return place
 
