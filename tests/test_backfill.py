@@ -83,6 +83,11 @@ def load(conn, key: str, pipeline) -> ingest.FileResult:
     return ingest.ingest(conn, s3_source(BUCKET, key), pipeline)
 
 
+def fail_transiently(conn, key: str) -> None:
+    """Note a failure as the ingest function does for one a retry may cure."""
+    ingest.record_error(conn, s3_source(BUCKET, key), ConnectionResetError("reset by peer"))
+
+
 def ledger(conn) -> dict[str, tuple]:
     rows = conn.execute("SELECT key, status, attempts, etag FROM log_files ORDER BY key")
     return {key: (status, attempts, etag) for key, status, attempts, etag in rows}
@@ -286,13 +291,15 @@ def test_planner_enqueues_missing_failed_changed_and_stale_only(cloud, conn, pip
     cloud.put(changed, body=log_bytes([record(ts="2024-03-01 01:20:00"), record()]))
     changed_hive = v2_hive[1]
     cloud.put(changed_hive, body=log_bytes([record(ts="2024-03-01 01:30:00")] * 2))
-    poisoned = legacy[2]  # failed once: retried
-    cloud.put(poisoned, body=b"not a log file\n")
-    assert load(conn, poisoned, pipeline).status == "failed"
+    poisoned = legacy[2]  # failed once, as a dropped connection fails it: retried
+    fail_transiently(conn, poisoned)
+    cloud.put(poisoned, body=b"not a log file\n")  # which the retry finds out
     hopeless = legacy[3]  # failed three times: left for a person
-    cloud.put(hopeless, body=b"still not a log file\n")
     for _ in range(3):
-        load(conn, hopeless, pipeline)
+        fail_transiently(conn, hopeless)
+    final = legacy[4]  # not a log file: failed for good at once, never retried
+    cloud.put(final, body=b"still not a log file\n")
+    assert load(conn, final, pipeline).status == "failed"
     in_flight, lost = v2_path[1], v2_path[2]  # queued now / a day and more ago
     conn.execute(
         """INSERT INTO log_files (bucket, key, status, queued_at) VALUES
@@ -305,14 +312,15 @@ def test_planner_enqueues_missing_failed_changed_and_stale_only(cloud, conn, pip
     request = Request([f"s3://{BUCKET}/cf/"], since="2024-03-01", until="2024-03-01")
     result = backfill.backfill(conn, request, queue_url=cloud.queue_url)
 
-    missing = [legacy[4], legacy[5], v2_path[3], v2_hive[2], v2_hive[3]]
+    missing = [legacy[5], v2_path[3], v2_hive[2], v2_hive[3]]
     expected = sorted(missing + [changed, changed_hive, poisoned, lost])
     sent = cloud.drain()
     assert sorted(key for _, key in sent) == expected
     assert {bucket for bucket, _ in sent} == {BUCKET}
     counts = result.counts
-    assert (counts["missing"], counts["changed"], counts["failed"], counts["stale"]) == (5, 2, 1, 1)
+    assert (counts["missing"], counts["changed"], counts["failed"], counts["stale"]) == (4, 2, 1, 1)
     assert (counts["skipped_done"], counts["given_up"], counts["skipped_in_flight"]) == (3, 1, 1)
+    assert counts["skipped_final"] == 1
     assert counts["out_of_range"] == 2 and counts["enqueued"] == len(expected)
 
     after = ledger(conn)
@@ -328,7 +336,8 @@ def test_planner_enqueues_missing_failed_changed_and_stale_only(cloud, conn, pip
     summary = backfill.status(conn)
     assert summary["by_status"]["queued"]["objects"] == len(expected) + 1
     assert summary["oldest_queued_at"] is not None
-    assert [(f["key"], f["will_retry"]) for f in summary["failures"]] == [(hopeless, False)]
+    failures = sorted((f["key"], f["will_retry"]) for f in summary["failures"])
+    assert failures == [(hopeless, False), (final, False)]
     assert summary["total"] == len(after)
 
     # Nothing has changed since: a second run sends nothing.
@@ -337,19 +346,19 @@ def test_planner_enqueues_missing_failed_changed_and_stale_only(cloud, conn, pip
     assert again.counts["skipped_in_flight"] == len(expected) + 1
 
     # Loading what was sent, as the ingest function does, ends with all but the
-    # hopeless object done, and the poisoned one failed again (attempt 2 of 3).
+    # hopeless and final objects done, and the poisoned one failed again, for good.
     for key in expected:
         load(conn, key, pipeline)
-    final = ledger(conn)
-    assert final[poisoned][:2] == ("failed", 2)
-    others = set(legacy + v2_path + v2_hive) - {poisoned, hopeless, in_flight}
-    assert {final[k][0] for k in others} == {"done"}
+    loaded = ledger(conn)
+    assert loaded[poisoned][:2] == ("failed", 2)
+    others = set(legacy + v2_path + v2_hive) - {poisoned, hopeless, final, in_flight}
+    assert {loaded[k][0] for k in others} == {"done"}
 
 
 def test_reprocess_enqueues_everything_in_range_except_in_flight(cloud, conn, pipeline):
     keys = [f"r/E1.2024-05-0{d}-00.x.gz" for d in range(1, 6)]
-    for key in keys:
-        cloud.put(key, ts="2024-05-01 00:05:00")
+    for d, key in enumerate(keys, 1):
+        cloud.put(key, ts=f"2024-05-0{d} 00:05:00")
     for key in keys[:3]:
         load(conn, key, pipeline)
     cloud.put(keys[3], body=b"junk\n")

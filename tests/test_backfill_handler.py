@@ -129,8 +129,10 @@ def test_scheduled_run_loads_objects_whose_events_were_lost(lambda_env, conn, mo
         f"v2/E2EXAMPLE/{now - timedelta(hours=5):%Y/%m/%d/%H}/E2EXAMPLE.x.gz",
     )
     old = f"cloudfront/E2EXAMPLE.{now - timedelta(days=5):%Y-%m-%d-%H}.old.gz"
-    for key in [*recent, old]:  # put with no event notification at all
-        s3.put_object(Bucket="cf-logs", Key=key, Body=log_bytes([record()]))
+    for key in [*recent, old]:  # put with no event notification at all, logged that hour
+        hour = backfill.key_date(key).first
+        body = log_bytes([record(f"{hour:%Y-%m-%d %H}:10:00")])
+        s3.put_object(Bucket="cf-logs", Key=key, Body=body)
     # Failures from long ago, of which only the one below the attempt limit and
     # under a configured prefix is retried.
     retried, hopeless, elsewhere = (
@@ -139,7 +141,7 @@ def test_scheduled_run_loads_objects_whose_events_were_lost(lambda_env, conn, mo
         "other/E2EXAMPLE.2019-05-01-00.elsewhere.gz",
     )
     for key in (retried, hopeless, elsewhere):
-        s3.put_object(Bucket="cf-logs", Key=key, Body=log_bytes([record()]))
+        s3.put_object(Bucket="cf-logs", Key=key, Body=log_bytes([record("2019-05-01 00:10:00")]))
     conn.execute(
         """INSERT INTO log_files (bucket, key, status, reason, attempts, processed_at)
            VALUES ('cf-logs', %s, 'failed', 'boom', 1, now()),
@@ -270,13 +272,12 @@ def test_ten_thousand_objects_through_sqs(lambda_env, conn, monkeypatch):
     app, queue_url = lambda_env
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="many")
-    body = log_bytes([record(ts="2024-09-01 12:00:00")])
+    bodies = {day: log_bytes([record(ts=f"2024-09-{day:02d} 12:00:00")]) for day in range(1, 6)}
     started = time.perf_counter()
-    keys = [
-        f"cf/E1.2024-09-{1 + n // 2400:02d}-{n // 100 % 24:02d}.{n:05d}.gz" for n in range(10_000)
-    ]
-    for key in keys:
-        s3.put_object(Bucket="many", Key=key, Body=body)
+    days = [1 + n // 2400 for n in range(10_000)]
+    keys = [f"cf/E1.2024-09-{day:02d}-{n // 100 % 24:02d}.{n:05d}.gz" for n, day in enumerate(days)]
+    for key, day in zip(keys, days, strict=True):
+        s3.put_object(Bucket="many", Key=key, Body=bodies[day])
     put = time.perf_counter()
 
     monkeypatch.setenv("BACKFILL_PAGE_SIZE", "100")

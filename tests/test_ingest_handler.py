@@ -78,11 +78,11 @@ def test_two_records_in_one_event_each_load(s3, conn):
     assert [row[1] for row in ledger(conn)] == ["done", "done"]
 
 
-def test_a_missing_object_raises_for_the_async_retry_and_is_noted(s3, conn):
-    with pytest.raises(Exception, match="NoSuchKey|Not Found|does not exist"):
-        run("s3-put.json")
-    status, reason = conn.execute("SELECT status, reason FROM log_files").fetchone()
-    assert status == "failed" and "NoSuchKey" in reason
+def test_a_deleted_object_is_recorded_as_gone_not_retried(s3, conn):
+    result = run("s3-put.json")  # does not raise: no retry can bring it back
+    assert result["objects"][0]["status"] == "gone"
+    status, reason, final = conn.execute("SELECT status, reason, final FROM log_files").fetchone()
+    assert status == "gone" and final and "deleted before it was read" in reason
 
 
 def test_sqs_batch_loads_encoded_keys_and_on_failure_envelopes(s3, conn):
@@ -100,8 +100,8 @@ def test_sqs_batch_reports_only_the_bad_record(s3, conn):
     event["Records"].append({**event["Records"][0], "messageId": "junk", "body": "not json"})
     result = run(event)
     failed = sorted(item["itemIdentifier"] for item in result["batchItemFailures"])
-    assert failed == sorted([event["Records"][1]["messageId"], "junk"])
-    assert ("done", 3) in [row[1:] for row in ledger(conn)]
+    assert failed == ["junk"]  # the object that is not there is gone: no retry brings it back
+    assert sorted(row[1:] for row in ledger(conn)) == [("done", 3), ("gone", None)]
 
 
 def test_a_non_log_object_is_failed_in_the_ledger_not_retried_forever(s3, conn):

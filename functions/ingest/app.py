@@ -1,5 +1,7 @@
 """Ingest Lambda: S3 notifications (direct) or SQS messages wrapping them -> cflogs.ingest."""
 
+import time
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
@@ -18,6 +20,8 @@ metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 settings = Settings.from_env()
 _pipeline: ingest.Pipeline | None = None
+# Time kept back from the function's timeout to roll back and note why in the ledger.
+RESERVE_SECONDS = 10
 
 
 def pipeline() -> ingest.Pipeline:
@@ -27,12 +31,18 @@ def pipeline() -> ingest.Pipeline:
     return _pipeline
 
 
+def deadline(context) -> float:
+    """When loading must stop (time.monotonic()) to leave RESERVE_SECONDS."""
+    remaining = context.get_remaining_time_in_millis() / 1000
+    return time.monotonic() + max(remaining - RESERVE_SECONDS, remaining / 2)
+
+
 @tracer.capture_method(capture_response=False)
-def load(ref: events.ObjectRef) -> ingest.FileResult:
+def load(ref: events.ObjectRef, stop_at: float) -> ingest.FileResult:
     source = s3.s3_source(ref.bucket, ref.key, ref.etag, ref.size)
     conn = db.shared_connection(settings)
     try:
-        result = ingest.ingest(conn, source, pipeline())
+        result = ingest.ingest(conn, source, pipeline(), stop_at)
     except Exception as exc:
         ingest.record_error(conn, source, exc)
         raise
@@ -46,9 +56,9 @@ def load(ref: events.ObjectRef) -> ingest.FileResult:
     return result
 
 
-def sqs_record(record: SQSRecord) -> None:
+def sqs_record(record: SQSRecord, lambda_context) -> None:
     for ref in events.s3_objects(record.body):
-        load(ref)
+        load(ref, deadline(lambda_context))
 
 
 @logger.inject_lambda_context
@@ -61,9 +71,10 @@ def handler(event: dict, context) -> dict:
             event=event, record_handler=sqs_record, processor=processor, context=context
         )
     results, errors = [], []
+    stop_at = deadline(context)
     for ref in events.s3_objects(event):  # each record is its own unit
         try:
-            results.append(load(ref).as_dict())
+            results.append(load(ref, stop_at).as_dict())
         except Exception as exc:
             logger.exception("ingest failed", extra={"bucket": ref.bucket, "key": ref.key})
             errors.append(exc)

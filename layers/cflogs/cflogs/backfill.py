@@ -329,7 +329,7 @@ def decide(
     with conn.transaction():
         rows = conn.execute(
             """SELECT key, status, etag, attempts, greatest(queued_at, processed_at),
-                      coalesce(greatest(queued_at, processed_at) < now() - %s, true)
+                      coalesce(greatest(queued_at, processed_at) < now() - %s, true), final
                FROM log_files WHERE bucket = %s AND key = ANY(%s)""",
             (timedelta(hours=request.stale_hours), bucket, [o.key for o in objects]),
         ).fetchall()
@@ -340,16 +340,20 @@ def decide(
         if row is None:
             planned.append(Planned(obj.key, obj.etag, obj.size, "missing"))
             continue
-        status, etag, attempts, touched, stale = row
+        status, etag, attempts, touched, stale, final = row
         changed = etag is not None and etag != obj.etag
         reason = give_up = None
         if status == "done":
             reason = "changed" if changed else "reprocess" if request.reprocess else None
             if reason is None:
                 counts["skipped_done"] += 1
+        elif status == "gone":  # listed again: it was put back
+            reason = "missing"
         elif status == "failed":
             if changed:
                 reason = "changed"
+            elif final and not request.reprocess:  # no retry can change the outcome
+                counts["skipped_final"] += 1
             elif attempts < request.max_attempts:
                 reason = "failed"
             elif request.reprocess:
@@ -570,7 +574,7 @@ def retry_from_ledger(
             rows = conn.execute(
                 """SELECT key, etag, size FROM log_files
                    WHERE bucket = %s AND starts_with(key, %s)
-                     AND ((status = 'failed' AND attempts < %s)
+                     AND ((status = 'failed' AND NOT final AND attempts < %s)
                           OR (status IN ('queued', 'processing') AND coalesce(
                               greatest(queued_at, processed_at) < now() - %s, true)))
                    ORDER BY key LIMIT %s""",
@@ -634,10 +638,10 @@ def status(conn: psycopg.Connection, *, max_attempts: int = MAX_ATTEMPTS, limit:
                 "reason": reason,
                 "attempts": attempts,
                 "failed_at": failed_at.isoformat() if failed_at else None,
-                "will_retry": attempts < max_attempts,
+                "will_retry": not final and attempts < max_attempts,
             }
-            for bucket, key, reason, attempts, failed_at in conn.execute(
-                """SELECT bucket, key, reason, attempts, processed_at FROM log_files
+            for bucket, key, reason, attempts, failed_at, final in conn.execute(
+                """SELECT bucket, key, reason, attempts, processed_at, final FROM log_files
                    WHERE status = 'failed'
                    ORDER BY processed_at DESC NULLS LAST, bucket, key LIMIT %s""",
                 (limit,),

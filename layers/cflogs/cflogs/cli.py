@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import psycopg
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from . import aws, db, ingest, s3
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("demo", help="the whole pipeline on generated logs, locally")
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--visitors-per-hour", type=float, default=200)
-    p.add_argument("--data-dir", type=Path, default=Path(".cflogs/demo"))
+    p.add_argument("--data-dir", type=Path, help="default: demo/ in the data folder")
     p.add_argument("--html", type=Path, default=Path("report.html"))
 
     args = parser.parse_args(argv)
@@ -78,9 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return COMMANDS[args.command](args)
-    except (db.ConfigError, FileNotFoundError, KeyError) as exc:
+    except KeyboardInterrupt:
+        print("cflogs: interrupted", file=sys.stderr)
+        return 130
+    except (db.ConfigError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"cflogs: {exc}", file=sys.stderr)
         return 2
+    except psycopg.Error as exc:
+        print(f"cflogs: {database_problem(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, psycopg.ProgrammingError | psycopg.InterfaceError) else 1
     except (BotoCoreError, ClientError) as exc:
         # no credentials, an unknown profile or region, no connection (BotoCoreError);
         # a bucket, key or queue that is not there or not ours (ClientError)
@@ -89,6 +96,17 @@ def main(argv: list[str] | None = None) -> int:
             message += " The events in events/ name an example bucket: point them at yours."
         print(f"cflogs: {message}", file=sys.stderr)
         return 2 if isinstance(exc, BotoCoreError) else 1
+
+
+def database_problem(exc: psycopg.Error) -> str:
+    """One line for a database error, saying what to check."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, psycopg.OperationalError):
+        return (
+            f"cannot use the database: {first}. Check DATABASE_URL (or unset it for the "
+            "embedded server) and that the server is up."
+        )
+    return f"database error: {first}"
 
 
 NO_CREDENTIALS = (
@@ -139,20 +157,27 @@ def cmd_ingest(args) -> int:
     settings = Settings.from_env()
     pipeline = ingest.Pipeline(settings)
     results: list[ingest.FileResult] = []
-    with db.connect(settings) as conn:
+    conn = db.connect(settings)
+    try:
         db.migrate(conn)
         with progress_bar(console) as progress:
             task = progress.add_task("ingesting", total=len(sources))
             for source in sources:
                 progress.update(task, description=Path(source.key).name)
+                conn = db.reconnected(conn, settings)  # after a dropped connection
                 try:
                     results.append(ingest.ingest(conn, source, pipeline))
+                except (BotoCoreError, KeyboardInterrupt):  # not this object's fault: stop
+                    raise
                 except Exception as exc:  # one bad object must not stop the rest
+                    conn = db.reconnected(conn, settings)
                     ingest.record_error(conn, source, exc)
                     results.append(
                         ingest.FileResult(source.bucket, source.key, "failed", reason=str(exc))
                     )
                 progress.advance(task)
+    finally:
+        conn.close()
 
     failed = [r for r in results if r.status != "done"]
     totals = {

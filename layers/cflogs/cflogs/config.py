@@ -11,6 +11,17 @@ def in_lambda() -> bool:
     return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
 
 
+def default_data_dir() -> Path:
+    """Where local runs keep the embedded database, the visitor-id key and the
+    demo: one folder per user, whatever the working directory, so that every
+    command finds the same key and data (XDG_DATA_HOME/cflogs, else
+    ~/.local/share/cflogs); /tmp/cflogs in Lambda."""
+    if in_lambda():
+        return Path("/tmp/cflogs")
+    base = os.environ.get("XDG_DATA_HOME", "").strip()
+    return (Path(base) if base else Path.home() / ".local" / "share") / "cflogs"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -20,6 +31,8 @@ class Settings:
     db_name: str = "postgres"
     db_user: str | None = None
     db_iam_auth: bool = False
+    db_sslmode: str | None = None
+    db_sslrootcert: str | None = None
     visitor_id_secret: str | None = None
     visitor_id_secret_arn: str | None = None
     visitor_id_mode: str = "stable"
@@ -28,7 +41,7 @@ class Settings:
     own_domains: tuple[str, ...] = ()
     referers_yml: str | None = None
     session_timeout_minutes: int = 30
-    data_dir: Path = field(default_factory=lambda: Path(".cflogs"))
+    data_dir: Path = field(default_factory=default_data_dir)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -38,7 +51,6 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
-        default_data_dir = "/tmp/cflogs" if in_lambda() else ".cflogs"
         return cls(
             database_url=opt("DATABASE_URL"),
             db_secret_arn=opt("DB_SECRET_ARN"),
@@ -47,6 +59,8 @@ class Settings:
             db_name=opt("DB_NAME") or "postgres",
             db_user=opt("DB_USER"),
             db_iam_auth=(opt("DB_IAM_AUTH") or "false").lower() in ("1", "true", "yes"),
+            db_sslmode=opt("DB_SSLMODE"),
+            db_sslrootcert=opt("DB_SSLROOTCERT"),
             visitor_id_secret=opt("VISITOR_ID_SECRET"),
             visitor_id_secret_arn=opt("VISITOR_ID_SECRET_ARN"),
             visitor_id_mode=(opt("VISITOR_ID_MODE") or "stable").lower(),
@@ -57,5 +71,5 @@ class Settings:
             ),
             referers_yml=opt("REFERERS_YML"),
             session_timeout_minutes=int(opt("SESSION_TIMEOUT_MINUTES") or 30),
-            data_dir=Path(opt("CFLOGS_DATA_DIR") or default_data_dir),
+            data_dir=Path(opt("CFLOGS_DATA_DIR") or default_data_dir()),
         )

@@ -23,6 +23,20 @@ from .config import Settings, in_lambda
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10
+# A stalled server or network must not hold a load for a function's lifetime:
+# statements and lock waits are bounded (ingest bounds them further by the
+# function's deadline), and TCP keepalives find a dead peer within about a minute.
+SESSION_OPTIONS = "-c statement_timeout=600s -c lock_timeout=60s"
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60000,  # ms for sent data to be acknowledged
+}
+# The RDS certificate authorities (all regions), put into the layer by its build:
+# connections to RDS verify the server's certificate and name against them.
+RDS_CA_BUNDLE = Path(__file__).parent / "data" / "rds-global-bundle.pem"
 
 
 class ConfigError(RuntimeError):
@@ -80,6 +94,22 @@ def scratch_database(server_url: str, prefix: str = "cflogs_scratch") -> Iterato
             admin.execute(drop.format(sql.Identifier(name)))
 
 
+def tls(settings: Settings) -> dict:
+    """The TLS settings for RDS: verify-full against the layer's RDS CA bundle,
+    unless DB_SSLMODE / DB_SSLROOTCERT say otherwise."""
+    mode = settings.db_sslmode or "verify-full"
+    if not mode.startswith("verify"):
+        return {"sslmode": mode}
+    root = Path(settings.db_sslrootcert) if settings.db_sslrootcert else RDS_CA_BUNDLE
+    if not root.is_file():
+        raise ConfigError(
+            f"no CA bundle at {root} to verify the database's certificate: rebuild the layer "
+            "with network access (it downloads the RDS bundle), set DB_SSLROOTCERT to a "
+            "bundle file, or DB_SSLMODE=require to encrypt without verifying"
+        )
+    return {"sslmode": mode, "sslrootcert": str(root)}
+
+
 def conninfo(settings: Settings, *, refresh_secret: bool = False) -> str:
     """The connection string for this environment, in order of precedence:
     DATABASE_URL, DB_SECRET_ARN (an RDS secret), DB_HOST with IAM auth, and,
@@ -94,7 +124,7 @@ def conninfo(settings: Settings, *, refresh_secret: bool = False) -> str:
             dbname=secret.get("dbname", settings.db_name),
             user=secret["username"],
             password=secret["password"],
-            sslmode="require",
+            **tls(settings),
         )
     if settings.db_host and settings.db_iam_auth:
         if not settings.db_user:
@@ -108,7 +138,7 @@ def conninfo(settings: Settings, *, refresh_secret: bool = False) -> str:
             dbname=settings.db_name,
             user=settings.db_user,
             password=token,
-            sslmode="require",
+            **tls(settings),
         )
     if in_lambda():
         raise ConfigError("set DATABASE_URL, DB_SECRET_ARN, or DB_HOST with DB_IAM_AUTH")
@@ -125,11 +155,19 @@ def _db_secret(arn: str, refresh: bool) -> dict:
 
 
 def connect(settings: Settings | None = None, **kwargs) -> psycopg.Connection:
-    """A new connection. No server-side prepared statements, so RDS Proxy never pins.
+    """A new connection. No server-side prepared statements, so RDS Proxy never pins;
+    timeouts and keepalives as above (`options` given are applied after ours).
     On an authentication failure with a secret, the secret is fetched again once
     (it may have been rotated)."""
     settings = settings or Settings.from_env()
-    options = {"prepare_threshold": None, "connect_timeout": CONNECT_TIMEOUT, **kwargs}
+    session = " ".join(filter(None, (SESSION_OPTIONS, kwargs.pop("options", None))))
+    options = {
+        "prepare_threshold": None,
+        "connect_timeout": CONNECT_TIMEOUT,
+        **KEEPALIVES,
+        "options": session,
+        **kwargs,
+    }
     try:
         return psycopg.connect(conninfo(settings), **options)
     except psycopg.OperationalError as exc:
@@ -137,6 +175,15 @@ def connect(settings: Settings | None = None, **kwargs) -> psycopg.Connection:
             raise
         log.warning("database authentication failed; fetching the secret again")
         return psycopg.connect(conninfo(settings, refresh_secret=True), **options)
+
+
+def reconnected(conn: psycopg.Connection, settings: Settings | None = None) -> psycopg.Connection:
+    """conn, or a new connection in its place when the server dropped it."""
+    if conn.closed or conn.broken:
+        conn.close()
+        log.warning("the database connection was lost; connecting again")
+        return connect(settings)
+    return conn
 
 
 _shared: psycopg.Connection | None = None

@@ -89,7 +89,7 @@ def _sample_logs(folder: Path, days: int, visitors_per_hour: float, seed: int):
 
 def run(
     root: Path = Path("."),
-    data_dir: Path = Path(".cflogs/demo"),
+    data_dir: Path | None = None,
     days: int = 7,
     visitors_per_hour: float = 200,
     seed: int = 1,
@@ -102,7 +102,7 @@ def run(
 
     console = console or Console()
     root = root.resolve()
-    data_dir = data_dir.resolve()
+    data_dir = (data_dir or Settings.from_env().data_dir / "demo").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     defaults = {
         "CFLOGS_DATA_DIR": str(data_dir),

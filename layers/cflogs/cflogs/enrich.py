@@ -5,13 +5,22 @@ that a repeated user agent or referrer costs one dictionary lookup."""
 
 from __future__ import annotations
 
-from . import campaign, geo, parser, referrer, useragent
+import logging
+
+from . import campaign, geo, parser, referrer, useragent, values
 from .config import Settings
+
+log = logging.getLogger(__name__)
 
 # The page_views columns an Enricher fills, in this order.
 COLUMNS = useragent.COLUMNS + geo.COLUMNS + referrer.COLUMNS + campaign.COLUMNS
 # Entries per cache; a full cache is emptied and fills again.
 CACHE_ENTRIES = 16384
+# What a page view gets when its user agent, or its referrer and query, cannot be
+# read at all (a fault of ours or of a library's, met on someone's odd value).
+UNREADABLE_AGENT = (False, None, "other", None, None, "Other", None, "Other", None)
+UNREADABLE_SOURCE = (None, None, "referral", None, None) + (None,) * len(campaign.COLUMNS)
+SOURCE_COLUMNS = referrer.COLUMNS + campaign.COLUMNS
 
 
 class Enricher:
@@ -43,7 +52,13 @@ class Enricher:
         found = self.agents.get(logged)
         if found is None:
             decoded = parser.decode(logged)
-            found = (decoded, useragent.columns(decoded))
+            try:
+                agent = useragent.columns(decoded)
+                found = (decoded, values.clean_columns(useragent.COLUMNS, agent))
+            except Exception as exc:  # noqa: BLE001 - one odd value must not fail a file
+                log.warning("user agent not readable (%s): %r", exc.__class__.__name__,
+                            parser.redact(decoded)[:200])  # fmt: skip
+                found = (decoded, UNREADABLE_AGENT)
             parser.remember(self.agents, logged, found, CACHE_ENTRIES, len(logged))
         return found
 
@@ -54,11 +69,16 @@ class Enricher:
         found = self.sources.get(key)
         if found is None:
             query = parser.decode_query(logged_query)
-            utm, hint, platform = campaign.parse(query)
-            source = self.referrers.columns(parser.decode(logged_referrer), host)
-            if hint is not None:
-                source = campaign.apply(source, hint, platform)
-            found = (query or None, source + utm)
+            try:
+                utm, hint, platform = campaign.parse(query)
+                source = self.referrers.columns(parser.decode(logged_referrer), host)
+                if hint is not None:
+                    source = campaign.apply(source, hint, platform)
+                found = (query or None, values.clean_columns(SOURCE_COLUMNS, source + utm))
+            except Exception as exc:  # noqa: BLE001 - one odd value must not fail a file
+                log.warning("referrer or query not readable (%s): %r", exc.__class__.__name__,
+                            parser.redact(f"{logged_referrer} {logged_query}")[:200])  # fmt: skip
+                found = (query or None, UNREADABLE_SOURCE)
             longest = max(len(logged_referrer), len(logged_query))
             parser.remember(self.sources, key, found, CACHE_ENTRIES, longest)
         return found

@@ -12,8 +12,9 @@ from typing import BinaryIO
 
 import psycopg
 from psycopg import errors, sql
+from psycopg.types.json import Jsonb
 
-from . import enrich, parser
+from . import enrich, parser, values
 from .classify import ASSET, OTHER, PAGE, kind_of
 from .config import Settings
 from .visitor import VisitorIds, visitor_ids
@@ -82,6 +83,37 @@ class Pipeline:
         self.visitors: VisitorIds = visitor_ids(self.settings)
 
 
+class ObjectGone(LookupError):
+    """The object was deleted before it could be read."""
+
+
+class DeadlineExceeded(RuntimeError):
+    """The time given to load the object ran out; nothing of it was kept."""
+
+
+class _Deadline:
+    """A binary stream that raises DeadlineExceeded once `deadline`
+    (time.monotonic()) has passed: checked at each read of the object, so it
+    costs nothing per line."""
+
+    def __init__(self, stream: BinaryIO, deadline: float):
+        self._stream, self._deadline = stream, deadline
+
+    def read(self, size: int = -1) -> bytes:
+        if time.monotonic() > self._deadline:
+            raise DeadlineExceeded("stopped before the function's deadline; it will be retried")
+        return self._stream.read(size)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+# Errors of a value the database refuses (invalid text, a number out of range, an
+# index entry too large). What reaches COPY is cleaned first (see values); should
+# anything still be refused, the object is loaded again with every row checked.
+REFUSED_VALUES = (errors.DataError, errors.ProgramLimitExceeded)
+
+
 class _MissingPartitions(Exception):
     def __init__(self, months: set[str]):
         super().__init__(f"page_views partitions missing for {sorted(months)}")
@@ -100,44 +132,74 @@ def local_source(path: str | os.PathLike) -> Source:
     )
 
 
-def ingest(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileResult:
+def ingest(
+    conn: psycopg.Connection, source: Source, pipeline: Pipeline, deadline: float | None = None
+) -> FileResult:
     """Replace the object's rows with what it holds now, in one transaction.
-    A file that is not a CloudFront log is recorded as failed with its reason and
-    returned, not raised; database and read errors roll back and raise."""
+    What no retry can change is recorded and returned, not raised: an object that
+    is not a CloudFront log, or whose every line is rejected, as failed for good;
+    one deleted before it was read, as gone. Database and read errors, and a
+    `deadline` (time.monotonic()) that passes, roll back and raise."""
     started = time.perf_counter()
     created: set[str] = set()
+    check_rows = False
     while True:  # once more for each month that had no partition yet
         try:
             with conn.transaction():
-                result = _load(conn, source, pipeline)
+                result = _load(conn, source, pipeline, deadline, check_rows)
         except _MissingPartitions as missing:
             if missing.months <= created:
                 raise RuntimeError(f"no page_views partition for {missing.months}") from None
             ensure_partitions(conn, missing.months)
             created |= missing.months
             continue
+        except REFUSED_VALUES as exc:
+            if check_rows:
+                raise
+            log.warning("%s: the database refused a value (%s); loading it again, rows checked",
+                        source.key, type(exc).__name__)  # fmt: skip
+            check_rows = True
+            continue
         except parser.NotALogFile as exc:
             result = FileResult(source.bucket, source.key, "failed", reason=str(exc))
-            _record_failure(conn, source, result.reason)
+            _record_failure(conn, source, result.reason, final=True)
+        except ObjectGone as exc:
+            result = FileResult(source.bucket, source.key, "gone", reason=str(exc))
+            _record_failure(conn, source, result.reason, status="gone", final=True)
         result.seconds = round(time.perf_counter() - started, 3)
         return result
 
 
-def _record_failure(conn: psycopg.Connection, source: Source, reason: str) -> None:
+def _record_failure(
+    conn: psycopg.Connection,
+    source: Source,
+    reason: str,
+    *,
+    status: str = "failed",
+    final: bool = False,
+) -> None:
+    """Note in the ledger that the object failed (or is gone), and whether a retry
+    could change that (`final` when it could not: backfill leaves it alone)."""
     with conn.transaction():
         conn.execute(
-            """INSERT INTO log_files AS f (bucket, key, etag, size, status, reason, attempts,
-                                           processed_at)
-               VALUES (%s, %s, %s, %s, 'failed', %s, 1, now())
+            """INSERT INTO log_files AS f (bucket, key, etag, size, status, reason, final,
+                                           attempts, processed_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, 1, now())
                ON CONFLICT (bucket, key) DO UPDATE SET etag = excluded.etag,
-                   size = excluded.size, status = 'failed', reason = excluded.reason,
-                   attempts = f.attempts + 1, processed_at = now()""",
-            (source.bucket, source.key, source.etag, source.size, reason),
+                   size = excluded.size, status = excluded.status, reason = excluded.reason,
+                   final = excluded.final, attempts = f.attempts + 1, processed_at = now()""",
+            (source.bucket, source.key, source.etag, source.size, status, reason, final),
         )
 
 
 def record_error(conn: psycopg.Connection, source: Source, exc: BaseException) -> None:
-    """Best effort: note an unexpected failure in the ledger before it is raised."""
+    """Best effort: note an unexpected failure in the ledger before it is raised.
+    A fault of the environment (AWS credentials, region, network) is not the
+    object's and is not noted: the object simply stays to be loaded."""
+    from botocore.exceptions import BotoCoreError
+
+    if isinstance(exc, BotoCoreError):
+        return
     try:
         if conn.closed or conn.broken:
             return
@@ -148,7 +210,16 @@ def record_error(conn: psycopg.Connection, source: Source, exc: BaseException) -
         log.warning("could not record the failure of %s in the ledger", source.key)
 
 
-def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileResult:
+def _load(
+    conn: psycopg.Connection,
+    source: Source,
+    pipeline: Pipeline,
+    deadline: float | None = None,
+    check_rows: bool = False,
+) -> FileResult:
+    if deadline is not None:  # nor may a statement, or a wait for a lock, outlast it
+        left_ms = max(int((deadline - time.monotonic()) * 1000), 1)
+        conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(left_ms),))
     file_id = conn.execute(
         """INSERT INTO log_files AS f (bucket, key, etag, size, status)
            VALUES (%s, %s, %s, %s, 'processing')
@@ -170,7 +241,15 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
         source.open() as stream,
         conn.cursor().copy(sql.SQL("COPY page_views ({}) FROM STDIN").format(columns)) as copy,
     ):
-        tally = read_records(stream, file_id, pipeline, stats, copy.write_row, known)
+        write_row = _checked(copy.write_row, stats) if check_rows else copy.write_row
+        timed = stream if deadline is None else _Deadline(stream, deadline)
+        window = object_window(source.key)
+        tally = read_records(timed, file_id, pipeline, stats, write_row, known, window)
+    if stats.lines and stats.rejected_total == stats.lines:
+        raise parser.NotALogFile(
+            f"all {stats.lines} lines rejected: "
+            + ", ".join(f"{reason} ({n})" for reason, n in stats.rejected.most_common())
+        )
 
     conn.execute(
         """INSERT INTO dirty_visitors (visitor_id, first_ts, last_ts)
@@ -197,10 +276,13 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
         log.warning(
             "rejected lines in %s: %s; samples: %s", source.key, dict(stats.rejected), stats.samples
         )
+    if deadline is not None and time.monotonic() > deadline:
+        raise DeadlineExceeded("stopped before the function's deadline; it will be retried")
     conn.execute(
         """UPDATE log_files SET etag = %s, size = %s, status = 'done', reason = NULL,
-               attempts = attempts + 1, lines = %s, page_views = %s, bot_page_views = %s,
-               assets = %s, rejected = %s, first_ts = %s, last_ts = %s, processed_at = now()
+               final = false, attempts = attempts + 1, lines = %s, page_views = %s,
+               bot_page_views = %s, assets = %s, rejected = %s, rejected_by_reason = %s,
+               first_ts = %s, last_ts = %s, processed_at = now()
            WHERE file_id = %s""",
         (
             source.etag,
@@ -210,12 +292,36 @@ def _load(conn: psycopg.Connection, source: Source, pipeline: Pipeline) -> FileR
             result.bot_page_views,
             result.assets,
             result.rejected,
+            Jsonb(result.rejected_by_reason) if result.rejected_by_reason else None,
             result.first_ts,
             result.last_ts,
             file_id,
         ),
     )
     return result
+
+
+def object_window(key: str) -> tuple[str, str]:
+    """The dates a request in the object may have (values.window), by its key."""
+    from .backfill import key_date  # backfill builds on this module
+
+    dated = key_date(key)
+    if dated is None:
+        return values.window(None, None)
+    return values.window(dated.first, dated.last)
+
+
+def _checked(write_row: Callable[[tuple], object], stats: parser.Stats) -> Callable:
+    """write_row that rejects, with its reason, a row values.problems finds fault with."""
+
+    def write_checked(row: tuple) -> None:
+        found = values.problems(PAGE_VIEW_COLUMNS, row)
+        if found:
+            stats.reject(f"value not storable: {found[0]}", f"request {row[1]!r}")
+            return
+        write_row(row)
+
+    return write_checked
 
 
 @dataclass
@@ -237,11 +343,13 @@ def read_records(
     stats: parser.Stats,
     write_row: Callable[[tuple], object],
     months: set[str] | None = None,
+    window: tuple[str, str] | None = None,
 ) -> Tally:
     """The per-line work of a load, without the database: every request counted into
     the hourly rollup, every page view enriched and handed to write_row as a row in
-    PAGE_VIEW_COLUMNS order. A page view of a month not in `months` (when given)
-    raises _MissingPartitions: the caller makes the partition and starts again."""
+    PAGE_VIEW_COLUMNS order, its values cleaned as values says. A page view of a
+    month not in `months` (when given) raises _MissingPartitions: the caller makes
+    the partition and starts again. `window`: see parser.parse."""
     tally = Tally()
     first = last = None
     bots = 0
@@ -251,6 +359,11 @@ def read_records(
     location = None  # the GeoIP database is opened at the first page view
     visitor_id = pipeline.visitors.visitor_id
     decode = parser.decode
+    clean = values.clean_text
+    request_id_limit = values.TEXT_LIMITS["request_id"]
+    # host and edge location as logged -> as stored
+    hosts: dict[str, str] = {}
+    edges: dict[str, str] = {}
     # Page views whose user agent or referrer and query are new wait until a batch
     # of new ones is resolved together, a kind at a time: ua-parser's extractors
     # and URL parsing run two to three times as fast one after another as between
@@ -266,19 +379,25 @@ def read_records(
          request_id, taken, content_type, result) = record  # fmt: skip
         user_agent, agent_columns = known_agent
         query, source_columns = known_source
+        stored_host = hosts.get(host)
+        if stored_host is None:
+            stored_host = _stored(hosts, host, "host")
+        stored_edge = edges.get(edge)
+        if stored_edge is None:
+            stored_edge = _stored(edges, edge, "edge_location")
         write_row(
             (
                 file_id,
-                request_id,
+                clean(request_id, request_id_limit),
                 ts,
                 visitor_id(host, ip, user_agent, date),
-                host,
+                stored_host,
                 decode(path),
                 query,
                 status,
                 sent,
-                _seconds(taken),
-                edge,
+                values.seconds(taken),
+                stored_edge,
                 *agent_columns,
                 *location(ip),
                 *source_columns,
@@ -307,7 +426,7 @@ def read_records(
     # as logged: one lookup a line; _rollup works out classes and hits per key.
     requests: dict[tuple, list[int]] = {}
     with parser.open_lines(stream) as lines:  # closed also when a row fails
-        for record in parser.parse(lines, stats):
+        for record in parser.parse(lines, stats, window):
             (date, time_, hour, edge, sent, ip, method, host, path, status, referrer, ua, query,
              request_id, taken, content_type, result) = record  # fmt: skip
             if content_type == "-":
@@ -363,9 +482,13 @@ def _rollup(requests: dict[tuple, list[int]]) -> tuple[dict, dict]:
     hour, host, edge, status class, kind); and the requests of each kind."""
     traffic: dict[tuple, list[int]] = {}
     by_kind = dict.fromkeys((PAGE, ASSET, OTHER), 0)
+    hosts: dict[str, str] = {}
+    edges: dict[str, str] = {}
     for (date, hour, host, edge, status, kind, result), (count, sent) in requests.items():
         by_kind[kind] += count
         hits = count if result in CACHE_HITS else 0
+        host = hosts.get(host) or _stored(hosts, host, "host")
+        edge = edges.get(edge) or _stored(edges, edge, "edge_location")
         key = (date, hour, host, edge, status // 100, kind)
         slot = traffic.get(key)
         if slot is None:
@@ -377,11 +500,11 @@ def _rollup(requests: dict[tuple, list[int]]) -> tuple[dict, dict]:
     return traffic, by_kind
 
 
-def _seconds(value: str) -> float | None:
-    try:
-        return float(value)
-    except ValueError:
-        return None
+def _stored(cache: dict[str, str], logged: str, column: str) -> str:
+    """A host or edge location as stored (values.clean_text), kept in `cache`."""
+    stored = values.clean_text(logged, values.TEXT_LIMITS[column])
+    parser.remember(cache, logged, stored, enrich.CACHE_ENTRIES)
+    return stored
 
 
 def _replace_traffic(conn: psycopg.Connection, file_id: int, traffic: dict) -> None:

@@ -17,6 +17,9 @@ from urllib.parse import unquote
 
 from isal import igzip_threaded, isal_zlib
 
+from .values import DEFAULT_TEXT_LIMIT, MAX_BYTES, clean_text
+from .values import window as date_window
+
 # The legacy standard log fields in the order CloudFront added them; a file has
 # the first 12, 15, 18, 19, 23, 24, 26 or 33 of them.
 LEGACY_FIELDS = [
@@ -141,15 +144,30 @@ class Stats:
         self.rejected[reason] += 1
         kept = self.samples.setdefault(reason, [])
         if len(kept) < SAMPLES_PER_REASON:
-            kept.append(redact(line[:500]))
+            kept.append(redact(line)[:SAMPLE_LENGTH])
 
 
-_IP_LIKE = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b|\b[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}\b")
+SAMPLE_LENGTH = 500
+_COLON = r"(?::|%(?:25)?3[Aa])"  # as logged: plain, encoded or double-encoded
+_IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?!\d)")
+# Hex groups with two separators or more, `::` anywhere (also at the end) and
+# partial addresses included; the lookarounds keep it off the middle of words.
+_IPV6 = re.compile(rf"(?<![\w:%])[0-9A-Fa-f]{{0,4}}(?:{_COLON}[0-9A-Fa-f]{{0,4}}){{2,7}}(?![\w:])")
+_CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?")
+
+
+def _mask_ipv6(found: re.Match) -> str:
+    text = found.group(0)
+    return text if _CLOCK.fullmatch(text) else "<ip>"
 
 
 def redact(text: str) -> str:
-    """Remove anything that looks like an IP address (rejected lines are logged)."""
-    return _IP_LIKE.sub("<ip>", text.rstrip("\r\n"))
+    """Every IPv4 and IPv6 address masked as <ip> (rejected lines are logged):
+    dotted quads, IPv6 in full, shortened, `::`-ended, IPv4-mapped or partial,
+    with plain or percent-encoded colons; times of day are left alone. Redact
+    before cutting, so that a cut cannot leave part of an address."""
+    text = _IPV4.sub("<ip>", text.rstrip("\r\n"))
+    return _IPV6.sub(_mask_ipv6, text)
 
 
 # ---------------------------------------------------------------- reading bytes
@@ -215,7 +233,7 @@ _DOUBLE_PERCENT = re.compile(r"%25([0-9A-Fa-f]{2})")
 
 
 def _decode(value: str) -> str:
-    return unquote(_DOUBLE_PERCENT.sub(r"%\1", value))
+    return clean_text(unquote(_DOUBLE_PERCENT.sub(r"%\1", value)))
 
 
 _decode_cached = lru_cache(maxsize=16384)(_decode)
@@ -237,18 +255,22 @@ def remember(cache: dict, key, value, entries: int, length: int = 0) -> None:
 
 def decode(value: str) -> str:
     """CloudFront's free-text fields, single- or double-encoded: `%25XX` becomes
-    `%XX`, then one percent-decoding. `-` is empty."""
+    `%XX`, then one percent-decoding. `-` is empty. The result is printable text
+    of DEFAULT_TEXT_LIMIT characters at most (see values.clean_text)."""
     if "%" not in value:  # most values: nothing to decode, no cache to look in
-        return "" if value == "-" else value
+        if value.isprintable() and len(value) <= DEFAULT_TEXT_LIMIT:
+            return "" if value == "-" else value
+        return clean_text(value)
     return _decode_cached(value) if len(value) <= LONGEST_CACHED else _decode(value)
 
 
 def decode_query(value: str) -> str:
     """A query string with CloudFront's extra encoding removed (`%253A` -> `%3A`);
-    the client's own encoding stays for the query-string parser."""
+    the client's own encoding stays for the query-string parser. Printable text,
+    cut as values.clean_text does."""
     if value == "-":
         return ""
-    return _DOUBLE_PERCENT.sub(r"%\1", value) if "%25" in value else value
+    return clean_text(_DOUBLE_PERCENT.sub(r"%\1", value) if "%25" in value else value)
 
 
 # ---------------------------------------------------------------- records
@@ -257,12 +279,18 @@ _TIME = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\Z")
 _STATUS = {f"{code:03d}": code for code in range(1000)}
 
 
-def _valid_date(value: str) -> bool:
+OUTSIDE_WINDOW = "date outside the object's window"
+
+
+def _refused_date(value: str, first: str, last: str) -> str:
+    """Why a date field is refused, or '' when it is a valid date in [first, last]."""
     try:
         datetime.strptime(value, "%Y-%m-%d")
     except ValueError:
-        return False
-    return len(value) == 10
+        return "bad date/time"
+    if len(value) != 10:
+        return "bad date/time"
+    return "" if first <= value <= last else OUTSIDE_WINDOW
 
 
 def _valid_time(value: str) -> bool:
@@ -299,17 +327,23 @@ RECORD = (
 )
 
 
-def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
+def parse(
+    lines: Iterable[str], stats: Stats, window: tuple[str, str] | None = None
+) -> Iterator[tuple]:
     """Request records of a log file as tuples in RECORD order: date and time valid
-    (UTC), hour the time's first two digits, host from x-host-header when present,
-    bytes and status ints (status 0 for `000`); the other fields as logged (`-` for
-    empty, still encoded). Lines that do not fit their header are counted in
-    `stats` and skipped; stats.lines is added up when the records end (or the
-    generator is closed). Several #Fields lines each apply from where they stand."""
+    (UTC) and the date within `window` (first and last 'YYYY-MM-DD', inclusive;
+    see values.window), hour the time's first two digits, host from x-host-header
+    when present, bytes (up to values.MAX_BYTES) and status ints (status 0 for
+    `000`); the other fields as logged (`-` for empty, still encoded). Lines
+    that do not fit their header are counted in `stats` and skipped; stats.lines
+    is added up when the records end (or the generator is closed). Several
+    #Fields lines each apply from where they stand."""
     layout: Layout | None = None
     seen_header = False
-    # Each date and time string seen: valid or not (the hour, or '' for a bad time).
-    dates: dict[str, bool] = {}
+    first_day, last_day = window or date_window(None, None)
+    # Each date and time string seen: why it is refused ('' when it is not), and
+    # the hour (or '' for a bad time).
+    dates: dict[str, str] = {}
     hours: dict[str, str] = {}
     status_code = _STATUS.get
     # The layout's parts and the line count as locals: this loop runs once per line.
@@ -347,11 +381,13 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
                 hour = hours.get(time)
                 if hour is None:
                     hour = hours[time] = time[:2] if _valid_time(time) else ""
-                date_ok = dates.get(date)
-                if date_ok is None:
-                    date_ok = dates[date] = _valid_date(date)
-                if not (hour and date_ok):
-                    stats.reject("bad date/time", line)
+                refused = dates.get(date)
+                if refused is None:
+                    refused = dates[date] = _refused_date(date, first_day, last_day)
+                if not hour:
+                    refused = "bad date/time"
+                if refused:
+                    stats.reject(refused, line)
                     continue
             else:
                 moment = _from_epoch(epoch)
@@ -360,6 +396,9 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
                     continue
                 date, time = moment
                 hour = time[:2]
+                if not first_day <= date <= last_day:
+                    stats.reject(OUTSIDE_WINDOW, line)
+                    continue
             status = status_code(status)
             if status is None:
                 stats.reject("bad status", line)
@@ -368,6 +407,9 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
                 sent = int(sent) if sent.isdigit() else 0
             except ValueError:  # digits that int() does not take, such as '²'
                 sent = 0
+            if sent > MAX_BYTES:
+                stats.reject("sc-bytes out of range", line)
+                continue
             yield (
                 date,
                 time,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
+from botocore.exceptions import ClientError
+
 from . import aws
-from .ingest import Source
+from .ingest import ObjectGone, Source
 
 
 def parse_uri(uri: str) -> tuple[str, str]:
@@ -18,11 +20,17 @@ def parse_uri(uri: str) -> tuple[str, str]:
 
 def s3_source(bucket: str, key: str, etag: str | None = None, size: int | None = None) -> Source:
     """An S3 object as an ingest Source. Opening it records the version actually
-    read (ETag, size), so the ledger describes what was loaded."""
+    read (ETag, size), so the ledger describes what was loaded. An object deleted
+    since it was named raises ObjectGone."""
     source = Source(bucket=bucket, key=key, etag=etag, size=size, open=lambda: None)
 
     def open_object():
-        response = aws.client("s3").get_object(Bucket=bucket, Key=key)
+        try:
+            response = aws.client("s3").get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise ObjectGone(f"s3://{bucket}/{key} was deleted before it was read") from exc
+            raise
         source.etag = response["ETag"].strip('"')
         source.size = response["ContentLength"]
         return response["Body"]

@@ -83,7 +83,10 @@ class _Domain:
         if found is None or not found.family.startswith(_SENTINEL):
             return found
         index = int(found.family[1:])
-        confirmed = self.matchers[index](user_agent)
+        try:
+            confirmed = self.matchers[index](user_agent)
+        except ValueError:  # the regex matched, its family came out empty: no match
+            confirmed = None
         if confirmed is not None:
             return confirmed
         if index + 1 >= len(self.matchers):

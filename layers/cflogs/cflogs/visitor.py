@@ -13,8 +13,10 @@ local data folder. No raw IP, nor an unkeyed hash of one, is stored or logged.""
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
+from collections import Counter
 from functools import lru_cache
 from hashlib import blake2b
 from pathlib import Path
@@ -24,6 +26,11 @@ from .config import Settings, in_lambda
 
 KEY_FILE = "visitor-id.key"
 MODES = ("stable", "daily")
+# Below this, a key could be guessed (a word, a repeated character, a short PIN)
+# and with it every visitor id tried against every address. The estimate is the
+# key's length times the Shannon entropy of its characters: a random 64-digit hex
+# key has about 250 bits; `passwordpassword`, 44.
+MIN_KEY_BITS = 64
 
 
 class VisitorIds:
@@ -33,6 +40,11 @@ class VisitorIds:
     def __init__(self, key: bytes, mode: str = "stable"):
         if len(key) < 16:
             raise ValueError("the visitor id key must be at least 16 bytes")
+        if key_bits(key) < MIN_KEY_BITS:
+            raise ValueError(
+                "the visitor id key is too easy to guess: use a random one, for example "
+                "`python3 -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
         if mode not in MODES:
             raise ValueError(f"VISITOR_ID_MODE must be one of {', '.join(MODES)}, not {mode!r}")
         self._key = blake2b(key, digest_size=32).digest()
@@ -65,6 +77,12 @@ class VisitorIds:
             hasher = self._stable.copy()
         hasher.update(f"{host}\x00{ip}\x00{user_agent}".encode())
         return int.from_bytes(hasher.digest(), "big", signed=True)
+
+
+def key_bits(key: bytes) -> float:
+    """A rough strength estimate: length times the entropy of the byte counts."""
+    counts = Counter(key).values()
+    return -sum(n * math.log2(n / len(key)) for n in counts)
 
 
 def load_key(settings: Settings) -> bytes:
