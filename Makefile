@@ -8,7 +8,7 @@ export SAM_CLI_TELEMETRY := 0
 EVENT  ?= events/s3-put.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint validate build demo invoke sam-invoke bench clean
+.PHONY: help install test fuzz lint validate build demo invoke sam-invoke bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ install: $(STAMP) ## make .venv with cflogs (editable) and the dev tools
 
 test: $(STAMP) ## run the test suite (DATABASE_URL, or an embedded PostgreSQL)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+fuzz: $(STAMP) ## the load fuzzed long, with a fresh seed: make fuzz EXAMPLES=5000
+	CFLOGS_FUZZ_EXAMPLES=$(or $(EXAMPLES),3000) CFLOGS_FUZZ_RANDOM=1 $(BIN)/pytest -q -s tests/test_fuzz.py
 
 lint: $(STAMP) ## ruff over the code and tests
 	$(BIN)/ruff check .
@@ -49,5 +52,5 @@ bench: $(STAMP) ## the DESIGN.md figures: ingest, parse+enrich, stitch, RSS, col
 	$(BIN)/python -m cflogs.bench
 	$(BIN)/python -m cflogs.bench_stitch
 
-clean: ## remove build output and the local data folder
-	rm -rf .aws-sam .cflogs build
+clean: ## remove build output (the data folder, ~/.local/share/cflogs, stays)
+	rm -rf .aws-sam build

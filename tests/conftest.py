@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 
+import boto3
 import psycopg
 import pytest
+from moto import mock_aws
 
 from cflogs import aws, db
 from cflogs.config import Settings
@@ -88,3 +90,14 @@ def fresh_metrics():
     Metrics().clear_metrics()
     yield
     Metrics().clear_metrics()
+
+
+@pytest.fixture
+def s3(env):
+    """moto S3 with the sample events' bucket."""
+    with mock_aws():
+        aws.reset_clients()
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="cflogs-example-logs")
+        yield client
+    aws.reset_clients()

@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import boto3
+import psycopg
 from moto import mock_aws
 
 from cflogs import aws, cli
@@ -64,6 +65,9 @@ def test_invoke_without_aws_credentials_says_so(env, monkeypatch, tmp_path, caps
     assert cli.main([*args, "--template", str(root / "template.yaml")]) == 2
     err = capsys.readouterr().err
     assert "no AWS credentials" in err and "events/" in err
+    assert err.count("\n") == 1 and "Traceback" not in err  # that line only
+    with psycopg.connect(env.database_url) as conn:  # and nothing noted against the object
+        assert conn.execute("SELECT count(*) FROM log_files").fetchone()[0] == 0
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
     aws.reset_clients()
     assert cli.main(["ingest", "s3://some-bucket/logs/"]) == 2

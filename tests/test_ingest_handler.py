@@ -4,26 +4,12 @@ moto S3 and the test database."""
 import json
 from pathlib import Path
 
-import boto3
-import pytest
-from moto import mock_aws
-
-from cflogs import aws, events
+from cflogs import events
 from cflogs.invoke import invoke, read_event
 from tests.logfiles import log_bytes, record
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
-
-
-@pytest.fixture
-def s3(env):
-    with mock_aws():
-        aws.reset_clients()
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="cflogs-example-logs")
-        yield client
-    aws.reset_clients()
 
 
 def keys_of(event_file: str) -> list[str]:

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.exceptions import BotoCoreError
 
 from cflogs import db, events, ingest, s3
 from cflogs.config import Settings
@@ -75,6 +76,8 @@ def handler(event: dict, context) -> dict:
     for ref in events.s3_objects(event):  # each record is its own unit
         try:
             results.append(load(ref, stop_at).as_dict())
+        except BotoCoreError:  # credentials, region, network: no object's fault, none to try
+            raise
         except Exception as exc:
             logger.exception("ingest failed", extra={"bucket": ref.bucket, "key": ref.key})
             errors.append(exc)

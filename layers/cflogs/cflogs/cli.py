@@ -158,26 +158,12 @@ def cmd_ingest(args) -> int:
     pipeline = ingest.Pipeline(settings)
     results: list[ingest.FileResult] = []
     conn = db.connect(settings)
-    try:
-        db.migrate(conn)
-        with progress_bar(console) as progress:
-            task = progress.add_task("ingesting", total=len(sources))
-            for source in sources:
-                progress.update(task, description=Path(source.key).name)
-                conn = db.reconnected(conn, settings)  # after a dropped connection
-                try:
-                    results.append(ingest.ingest(conn, source, pipeline))
-                except (BotoCoreError, KeyboardInterrupt):  # not this object's fault: stop
-                    raise
-                except Exception as exc:  # one bad object must not stop the rest
-                    conn = db.reconnected(conn, settings)
-                    ingest.record_error(conn, source, exc)
-                    results.append(
-                        ingest.FileResult(source.bucket, source.key, "failed", reason=str(exc))
-                    )
-                progress.advance(task)
-    finally:
-        conn.close()
+    db.migrate(conn)
+    with progress_bar(console) as progress:
+        task = progress.add_task("ingesting", total=len(sources))
+        for result in ingest.ingest_each(sources, pipeline, conn):
+            results.append(result)
+            progress.update(task, advance=1, description=Path(result.key).name)
 
     failed = [r for r in results if r.status != "done"]
     totals = {

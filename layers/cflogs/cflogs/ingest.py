@@ -6,7 +6,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import BinaryIO
 
@@ -14,7 +14,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
-from . import enrich, parser, values
+from . import db, enrich, parser, values
 from .classify import ASSET, OTHER, PAGE, kind_of
 from .config import Settings
 from .visitor import VisitorIds, visitor_ids
@@ -168,6 +168,31 @@ def ingest(
             _record_failure(conn, source, result.reason, status="gone", final=True)
         result.seconds = round(time.perf_counter() - started, 3)
         return result
+
+
+def ingest_each(
+    sources: Iterable[Source], pipeline: Pipeline, conn: psycopg.Connection
+) -> Iterator[FileResult]:
+    """Load each source in turn (the CLI's loop): one object's failure never stops
+    the others and is noted in the ledger, on a new connection when the server
+    dropped the old one. A fault of the environment (AWS credentials, region)
+    stops the run. Closes the connection at the end."""
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        for source in sources:
+            conn = db.reconnected(conn, pipeline.settings)
+            try:
+                yield ingest(conn, source, pipeline)
+            except BotoCoreError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the next object may load
+                conn = db.reconnected(conn, pipeline.settings)
+                record_error(conn, source, exc)
+                reason = f"{type(exc).__name__}: {exc}"
+                yield FileResult(source.bucket, source.key, "failed", reason=reason)
+    finally:
+        conn.close()
 
 
 def _record_failure(

@@ -170,6 +170,20 @@ def redact(text: str) -> str:
     return _IPV6.sub(_mask_ipv6, text)
 
 
+def looks_like(first_line: str) -> str:
+    """What an object seems to be, by its first line, when it is no text log."""
+    if first_line.startswith("PAR1"):
+        return "Parquet data"
+    if "\x00" in first_line or first_line.count("\ufffd") * 10 > len(first_line):
+        return "binary data, not text"
+    stripped = first_line.lstrip("\ufeff \t")
+    if stripped.startswith(("{", "[")):
+        return "JSON, not tab-separated text"
+    if stripped.startswith("<"):
+        return "XML or HTML, not a log"
+    return "text without CloudFront's headers"
+
+
 # ---------------------------------------------------------------- reading bytes
 
 
@@ -365,7 +379,7 @@ def parse(
                     continue
                 if layout is None:
                     if not seen_header:
-                        raise NotALogFile("no #Version/#Fields header")
+                        raise NotALogFile(f"no #Version/#Fields header: {looks_like(line)}")
                     raise NotALogFile("data before any #Fields line")
                 lines_read += 1
                 stats.reject(f"{len(values)} fields, header has {count}", line)
