@@ -355,6 +355,7 @@ def parse(
     layout: Layout | None = None
     seen_header = False
     first_day, last_day = window or date_window(None, None)
+    max_bytes = MAX_BYTES
     # Each date and time string seen: why it is refused ('' when it is not), and
     # the hour (or '' for a bad time).
     dates: dict[str, str] = {}
@@ -398,10 +399,8 @@ def parse(
                 refused = dates.get(date)
                 if refused is None:
                     refused = dates[date] = _refused_date(date, first_day, last_day)
-                if not hour:
-                    refused = "bad date/time"
-                if refused:
-                    stats.reject(refused, line)
+                if refused or not hour:
+                    stats.reject(refused or "bad date/time", line)
                     continue
             else:
                 moment = _from_epoch(epoch)
@@ -421,7 +420,7 @@ def parse(
                 sent = int(sent) if sent.isdigit() else 0
             except ValueError:  # digits that int() does not take, such as '²'
                 sent = 0
-            if sent > MAX_BYTES:
+            if sent > max_bytes:
                 stats.reject("sc-bytes out of range", line)
                 continue
             yield (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
 REPLACEMENT = "\ufffd"
 
@@ -84,11 +85,22 @@ def clean_optional(value: str | None, limit: int = DEFAULT_TEXT_LIMIT) -> str | 
     return None if value is None else clean_text(value, limit)
 
 
+@cache
+def _limits(names: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(TEXT_LIMITS.get(name, DEFAULT_TEXT_LIMIT) for name in names)
+
+
 def clean_columns(names: tuple[str, ...], values: tuple) -> tuple:
     """values (text or anything else) by their column names, text cleaned."""
+    limits = _limits(names)
+    for value, limit in zip(values, limits, strict=True):
+        if value.__class__ is str and (len(value) > limit or not value.isprintable()):
+            break
+    else:  # the usual case: nothing to clean
+        return values
     return tuple(
-        clean_text(v, TEXT_LIMITS.get(n, DEFAULT_TEXT_LIMIT)) if isinstance(v, str) else v
-        for n, v in zip(names, values, strict=True)
+        clean_text(value, limit) if isinstance(value, str) else value
+        for value, limit in zip(values, limits, strict=True)
     )
 
 
