@@ -135,7 +135,12 @@ def test_a_run_goes_on_after_the_connection_drops(env, tmp_path, conn):
 
     sources[1].open = drop_then_open
     pipeline = ingest.Pipeline(env)
-    results = list(ingest.ingest_each(sources, pipeline, loading))
+    results = []
+    for source in sources:
+        loading, result = ingest.ingest_in_run(loading, source, pipeline)
+        results.append(result)
+    assert loading.info.backend_pid != pid  # the run went on with a new connection
+    loading.close()
     assert [r.status for r in results] == ["done", "failed", "done"]
     ledger = conn.execute("SELECT key, status, reason FROM log_files ORDER BY key").fetchall()
     assert [row[1] for row in ledger] == ["done", "failed", "done"]

@@ -23,7 +23,7 @@ from urllib.parse import quote_plus
 import psycopg
 
 from . import aws
-from .ingest import Pipeline, ingest, record_error
+from .ingest import Pipeline, ingest_in_run
 from .s3 import parse_uri, s3_source
 
 log = logging.getLogger(__name__)
@@ -529,33 +529,38 @@ def backfill(
     if queue_url is None and pipeline is None:
         pipeline = Pipeline()
     requeue_stale = queue_url is None or queue_is_idle(queue_url)
-    for index in range(cursor.prefix, len(request.prefixes)):
-        bucket, prefix = parse_uri(request.prefixes[index])
-        start_after = cursor.start_after if index == cursor.prefix else None
-        pages = list_pages(
-            bucket, prefix, request, counts, start_after=start_after, page_size=page_size
-        )
-        for page in pages:
-            planned = decide(
-                conn, bucket, page.objects, request, counts, requeue_stale=requeue_stale
+    given = conn
+    try:
+        for index in range(cursor.prefix, len(request.prefixes)):
+            bucket, prefix = parse_uri(request.prefixes[index])
+            start_after = cursor.start_after if index == cursor.prefix else None
+            pages = list_pages(
+                bucket, prefix, request, counts, start_after=start_after, page_size=page_size
             )
-            counts.update(p.reason for p in planned)
-            counts["planned"] += len(planned)
-            if queue_url is not None:
-                _enqueue(conn, queue_url, bucket, planned, counts)
-            else:
-                _ingest_here(conn, bucket, planned, pipeline, counts, on_progress)
-            if on_progress:
-                on_progress(counts)
-            if page.next_start_after is not None:
-                position = Cursor(index, page.next_start_after)
-            elif index + 1 < len(request.prefixes):
-                position = Cursor(index + 1, None)
-            else:
-                position = None
-            if position and deadline is not None and time.monotonic() >= deadline:
-                return Result(counts, position, request)
-    return Result(counts, None, request)
+            for page in pages:
+                planned = decide(
+                    conn, bucket, page.objects, request, counts, requeue_stale=requeue_stale
+                )
+                counts.update(p.reason for p in planned)
+                counts["planned"] += len(planned)
+                if queue_url is not None:
+                    _enqueue(conn, queue_url, bucket, planned, counts)
+                else:
+                    conn = _ingest_here(conn, bucket, planned, pipeline, counts, on_progress)
+                if on_progress:
+                    on_progress(counts)
+                if page.next_start_after is not None:
+                    position = Cursor(index, page.next_start_after)
+                elif index + 1 < len(request.prefixes):
+                    position = Cursor(index + 1, None)
+                else:
+                    position = None
+                if position and deadline is not None and time.monotonic() >= deadline:
+                    return Result(counts, position, request)
+        return Result(counts, None, request)
+    finally:
+        if conn is not given:  # a new connection replaced one the server dropped
+            conn.close()
 
 
 def retry_from_ledger(
@@ -597,20 +602,21 @@ def _enqueue(conn, queue_url, bucket, planned, counts) -> None:
     counts["enqueued"] += send(queue_url, bucket, [p for p in claimed if not p.give_up])
 
 
-def _ingest_here(conn, bucket, planned, pipeline, counts, on_progress) -> None:
+def _ingest_here(conn, bucket, planned, pipeline, counts, on_progress) -> psycopg.Connection:
+    """Load the planned objects one by one; the connection to go on with."""
     for p in planned:
-        source = s3_source(bucket, p.key, p.etag, p.size)
-        try:
-            result = ingest(conn, source, pipeline)
-        except Exception as exc:  # one bad object must not stop the others
-            record_error(conn, source, exc)
-            log.warning("could not load s3://%s/%s: %s", bucket, p.key, exc)
-            counts["load_failed"] += 1
-        else:
-            counts["loaded" if result.status == "done" else "load_failed"] += 1
+        conn, result = ingest_in_run(conn, s3_source(bucket, p.key, p.etag, p.size), pipeline)
+        if result.status == "done":
+            counts["loaded"] += 1
             counts["lines"] += result.lines
+        elif result.status == "gone":
+            counts["gone"] += 1
+        else:
+            log.warning("could not load s3://%s/%s: %s", bucket, p.key, result.reason)
+            counts["load_failed"] += 1
         if on_progress:
             on_progress(counts)
+    return conn
 
 
 # ------------------------------------------------------------------ status

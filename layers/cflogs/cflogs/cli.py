@@ -158,12 +158,17 @@ def cmd_ingest(args) -> int:
     pipeline = ingest.Pipeline(settings)
     results: list[ingest.FileResult] = []
     conn = db.connect(settings)
-    db.migrate(conn)
-    with progress_bar(console) as progress:
-        task = progress.add_task("ingesting", total=len(sources))
-        for result in ingest.ingest_each(sources, pipeline, conn):
-            results.append(result)
-            progress.update(task, advance=1, description=Path(result.key).name)
+    try:
+        db.migrate(conn)
+        with progress_bar(console) as progress:
+            task = progress.add_task("ingesting", total=len(sources))
+            for source in sources:
+                progress.update(task, description=Path(source.key).name)
+                conn, result = ingest.ingest_in_run(conn, source, pipeline)
+                results.append(result)
+                progress.advance(task)
+    finally:
+        conn.close()
 
     failed = [r for r in results if r.status != "done"]
     totals = {

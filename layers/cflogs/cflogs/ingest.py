@@ -6,7 +6,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import BinaryIO
 
@@ -170,29 +170,28 @@ def ingest(
         return result
 
 
-def ingest_each(
-    sources: Iterable[Source], pipeline: Pipeline, conn: psycopg.Connection
-) -> Iterator[FileResult]:
-    """Load each source in turn (the CLI's loop): one object's failure never stops
-    the others and is noted in the ledger, on a new connection when the server
-    dropped the old one. A fault of the environment (AWS credentials, region)
-    stops the run. Closes the connection at the end."""
+def ingest_in_run(
+    conn: psycopg.Connection, source: Source, pipeline: Pipeline
+) -> tuple[psycopg.Connection, FileResult]:
+    """Load one object of a run of many (the CLI's and the local backfill's loop):
+    its failure is noted in the ledger and returned, never raised, so the run goes
+    on; when the server dropped the connection, a new one takes its place. A fault
+    of the environment (AWS credentials, region) raises: no object would load.
+    Returns the connection to go on with, and the result."""
     from botocore.exceptions import BotoCoreError
 
+    conn = db.reconnected(conn, pipeline.settings)
     try:
-        for source in sources:
-            conn = db.reconnected(conn, pipeline.settings)
-            try:
-                yield ingest(conn, source, pipeline)
-            except BotoCoreError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the next object may load
-                conn = db.reconnected(conn, pipeline.settings)
-                record_error(conn, source, exc)
-                reason = f"{type(exc).__name__}: {exc}"
-                yield FileResult(source.bucket, source.key, "failed", reason=reason)
-    finally:
-        conn.close()
+        return conn, ingest(conn, source, pipeline)
+    except BotoCoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the next object may load
+        conn = db.reconnected(conn, pipeline.settings)
+        record_error(conn, source, exc)
+        failed = FileResult(
+            source.bucket, source.key, "failed", reason=f"{type(exc).__name__}: {exc}"
+        )
+        return conn, failed
 
 
 def _record_failure(
