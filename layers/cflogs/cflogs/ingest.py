@@ -91,6 +91,9 @@ class DeadlineExceeded(RuntimeError):
     """The time given to load the object ran out; nothing of it was kept."""
 
 
+DEADLINE_REASON = "stopped before the function's deadline; it will be retried"
+
+
 class _Deadline:
     """A binary stream that raises DeadlineExceeded once `deadline`
     (time.monotonic()) has passed: checked at each read of the object, so it
@@ -101,7 +104,7 @@ class _Deadline:
 
     def read(self, size: int = -1) -> bytes:
         if time.monotonic() > self._deadline:
-            raise DeadlineExceeded("stopped before the function's deadline; it will be retried")
+            raise DeadlineExceeded(DEADLINE_REASON)
         return self._stream.read(size)
 
     def close(self) -> None:
@@ -153,6 +156,10 @@ def ingest(
             ensure_partitions(conn, missing.months)
             created |= missing.months
             continue
+        except errors.QueryCanceled as exc:
+            if deadline is not None and time.monotonic() >= deadline:  # our own bound
+                raise DeadlineExceeded(DEADLINE_REASON) from exc
+            raise
         except REFUSED_VALUES as exc:
             if check_rows:
                 raise
@@ -301,7 +308,7 @@ def _load(
             "rejected lines in %s: %s; samples: %s", source.key, dict(stats.rejected), stats.samples
         )
     if deadline is not None and time.monotonic() > deadline:
-        raise DeadlineExceeded("stopped before the function's deadline; it will be retried")
+        raise DeadlineExceeded(DEADLINE_REASON)
     conn.execute(
         """UPDATE log_files SET etag = %s, size = %s, status = 'done', reason = NULL,
                final = false, attempts = attempts + 1, lines = %s, page_views = %s,
