@@ -13,7 +13,7 @@ from typing import BinaryIO
 import psycopg
 from psycopg import errors, sql
 
-from . import enrich, parser
+from . import enrich, formats, parser
 from .classify import ASSET, OTHER, PAGE, kind_of
 from .config import Settings
 from .visitor import VisitorIds, visitor_ids
@@ -306,8 +306,8 @@ def read_records(
     # Requests and bytes by the rollup's key, but with the status and result type
     # as logged: one lookup a line; _rollup works out classes and hits per key.
     requests: dict[tuple, list[int]] = {}
-    with parser.open_lines(stream) as lines:  # closed also when a row fails
-        for record in parser.parse(lines, stats):
+    with formats.open_records(stream, stats) as records:  # closed also when a row fails
+        for record in records:
             (date, time_, hour, edge, sent, ip, method, host, path, status, referrer, ua, query,
              request_id, taken, content_type, result) = record  # fmt: skip
             if content_type == "-":

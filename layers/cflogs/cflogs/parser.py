@@ -299,13 +299,24 @@ RECORD = (
 )
 
 
-def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
+def header_fields(text: str, delimiter: str = "\t") -> list[str]:
+    """The names of a #Fields line: space-separated, or by the file's delimiter."""
+    names = text.split()
+    if delimiter.strip() and len(names) == 1:
+        names = [name.strip() for name in text.split(delimiter) if name.strip()]
+    return names
+
+
+def parse(lines: Iterable[str], stats: Stats, delimiter: str = "\t") -> Iterator[tuple]:
     """Request records of a log file as tuples in RECORD order: date and time valid
     (UTC), hour the time's first two digits, host from x-host-header when present,
-    bytes and status ints (status 0 for `000`); the other fields as logged (`-` for
-    empty, still encoded). Lines that do not fit their header are counted in
-    `stats` and skipped; stats.lines is added up when the records end (or the
-    generator is closed). Several #Fields lines each apply from where they stand."""
+    bytes and status ints (status 0 for `000`); edge, host and request id empty when
+    not logged; the other fields as logged (`-` for empty, still encoded). Values
+    are split at `delimiter` (tab, or the one a v2 file was set up with); one more,
+    empty, after the last (a trailing delimiter) is dropped. Lines that do not fit
+    their header are counted in `stats` and skipped; stats.lines is added up when
+    the records end (or the generator is closed). Several #Fields lines each apply
+    from where they stand."""
     layout: Layout | None = None
     seen_header = False
     # Each date and time string seen: valid or not (the hour, or '' for a bad time).
@@ -321,21 +332,24 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
                 seen_header = True
                 at = line.find("#Fields:")  # some files put both headers on one line
                 if at >= 0:
-                    layout = Layout(line[at + 8 :].split())
+                    layout = Layout(header_fields(line[at + 8 :], delimiter))
                     count, getter, has_date = layout.count, layout.getter, layout.has_date
                     pad, strip = layout.pad, layout.strip
                 continue
-            values = line.split("\t")
+            values = line.split(delimiter)
             if len(values) != count:
-                if not line.rstrip("\r\n"):
+                if len(values) == count + 1 and layout is not None and not values[-1].strip():
+                    values.pop()  # a trailing delimiter, as in AWS's own example file
+                else:
+                    if not line.rstrip("\r\n"):
+                        continue
+                    if layout is None:
+                        if not seen_header:
+                            raise NotALogFile("no #Version/#Fields header")
+                        raise NotALogFile("data before any #Fields line")
+                    lines_read += 1
+                    stats.reject(f"{len(values)} fields, header has {count}", line)
                     continue
-                if layout is None:
-                    if not seen_header:
-                        raise NotALogFile("no #Version/#Fields header")
-                    raise NotALogFile("data before any #Fields line")
-                lines_read += 1
-                stats.reject(f"{len(values)} fields, header has {count}", line)
-                continue
             lines_read += 1
             if strip:
                 values[-1] = values[-1].rstrip("\r\n")
@@ -368,21 +382,23 @@ def parse(lines: Iterable[str], stats: Stats) -> Iterator[tuple]:
                 sent = int(sent) if sent.isdigit() else 0
             except ValueError:  # digits that int() does not take, such as '²'
                 sent = 0
+            if host == "-":
+                host = cs_host if cs_host != "-" else ""
             yield (
                 date,
                 time,
                 hour,
-                edge,
+                edge if edge != "-" else "",
                 sent,
                 ip,
                 method,
-                host if host != "-" else cs_host,
+                host,
                 path,
                 status,
                 referrer,
                 agent,
                 query,
-                request_id,
+                request_id if request_id != "-" else "",
                 taken,
                 content_type,
                 result,
