@@ -38,14 +38,18 @@ def w3c(
     return _maybe_gzip((header + body).encode(), gz)
 
 
-def json_lines(records: list[dict], fields=V2_FIELDS, gz: bool = True) -> bytes:
-    """v2 JSON: an object a line, W3C names as keys; byte counts as numbers."""
+def json_lines(
+    records: list[dict], fields=V2_FIELDS, gz: bool = True, numbers: bool = True
+) -> bytes:
+    """v2 JSON: an object a line, W3C names as keys; byte counts as numbers unless
+    not `numbers` (every value text)."""
     out = []
     for r in records:
         item = {}
         for name in fields:
             value = r.get(name, "-")
-            item[name] = int(value) if name == "sc-bytes" and value.isdigit() else value
+            typed = numbers and name == "sc-bytes" and value.isdigit()
+            item[name] = int(value) if typed else value
         out.append(json.dumps(item) + "\n")
     return _maybe_gzip("".join(out).encode(), gz)
 

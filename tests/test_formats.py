@@ -294,8 +294,8 @@ def test_the_same_requests_in_every_format_store_the_same_rows(server_url, env):
 # ---------------------------------------------------------------- hostile input
 
 
-def good_json(**values) -> str:
-    item = json.loads(ff.json_lines([record()], gz=False))
+def good_json(numbers=True, **values) -> str:
+    item = json.loads(ff.json_lines([record()], gz=False, numbers=numbers))
     item.update(values)
     return json.dumps(item)
 
@@ -316,8 +316,10 @@ HOSTILE_JSON = [
 ]
 
 
-def test_hostile_json_lines_fail_lines_never_the_object(s3, conn):
-    lines = [good_json(), *HOSTILE_JSON, good_json(**{"cs-uri-stem": "/tab\there"})]
+@pytest.mark.parametrize("numbers", [True, False])  # False: the quick path for text values
+def test_hostile_json_lines_fail_lines_never_the_object(s3, conn, numbers):
+    first = good_json(numbers=numbers)
+    lines = [first, *HOSTILE_JSON, good_json(**{"cs-uri-stem": "/tab\there"})]
     result = load_through_handler(s3, HIVE + "E2.2025-02-16-10.h.gz", "\n".join(lines).encode())
     assert result["status"] == "done"
     assert (result["lines"], result["rejected"], result["page_views"]) == (14, 12, 2)
