@@ -408,3 +408,13 @@ def test_any_json_values_make_a_record_or_a_rejected_line(values):
     for rec in got:
         assert "\x00" not in "".join(str(v) for v in rec)
         assert isinstance(rec[parser.RECORD.index("status")], int)
+
+
+def test_a_record_twice_in_one_batch_and_a_trailing_tab_load_once(env, conn):
+    line = ff.realtime_line(requests()[0]).replace("\n", "\t\n")
+    event = ff.kinesis_event([line])
+    event["Records"].append(event["Records"][0])
+    assert run_realtime(event) == {"batchItemFailures": []}
+    assert [row[3:5] for row in page_views(conn)] == [
+        ("/index.html", "utm_source=news&utm_medium=a")
+    ]

@@ -270,28 +270,30 @@ def _reject(stats: Stats, reason: str, line: str) -> None:
 
 # ---------------------------------------------------------------- Parquet
 
-PARQUET_BATCH_ROWS = 64 * 1024
+PARQUET_BATCH_ROWS = 32 * 1024
+PARQUET_READ_BUFFER = 1 << 20
 
 
 @contextmanager
 def _spooled(stream, gzipped: bool):
     """The object in a temporary file (Parquet is read from its end first), gunzipped."""
-    with tempfile.TemporaryFile(prefix="cflogs-") as file:
+    with tempfile.NamedTemporaryFile(prefix="cflogs-", suffix=".parquet") as file:
         with _translated_gzip_errors():
             source = igzip.GzipFile(fileobj=stream) if gzipped else stream
             shutil.copyfileobj(source, file, 1 << 20)
-        file.seek(0)
-        yield file
+        file.flush()
+        yield file.name
 
 
-def _parquet_lines(file, stats: Stats) -> Iterator[str]:
-    """W3C lines from a Parquet file, a row group at a time (memory stays flat)."""
+def _parquet_lines(path: str, stats: Stats) -> Iterator[str]:
+    """W3C lines from a Parquet file, a batch of a row group at a time, read with a
+    small buffer: memory stays flat whatever the file's size."""
     import pyarrow as pa  # only here: it is large, and optional (its own layer)
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     try:
-        table = pq.ParquetFile(file)
+        table = pq.ParquetFile(path, buffer_size=PARQUET_READ_BUFFER)
     except (pa.ArrowException, OSError) as exc:
         raise NotALogFile(f"unreadable Parquet file: {exc}") from exc
     columns = {}
@@ -299,39 +301,48 @@ def _parquet_lines(file, stats: Stats) -> Iterator[str]:
         columns.setdefault(w3c_name(column), column)
     wanted = [name for name in columns if name in _WANTED]
     yield _fields_line(wanted)
+    pool = pa.default_memory_pool()
     try:
         for batch in table.iter_batches(
             batch_size=PARQUET_BATCH_ROWS, columns=[columns[name] for name in wanted]
         ):
             texts = [_parquet_text(batch.column(i), pa, pc) for i in range(len(wanted))]
             lines = pc.binary_join_element_wise(*texts, "\t")
-            lines = pc.replace_substring_regex(lines, "^#", "%23")  # see _w3c_line
-            unstorable = pc.match_substring(lines, "\x00")
-            if pc.any(unstorable).as_py():
+            if pc.any(pc.match_substring_regex(lines, _PARQUET_CARE)).as_py():
+                # rare: an empty value, a NUL, a first value that starts with '#'
+                texts = [pc.if_else(pc.equal(text, ""), "-", text) for text in texts]
+                texts[0] = pc.replace_substring_regex(texts[0], "^#", "%23")  # see _w3c_line
+                lines = pc.binary_join_element_wise(*texts, "\t")
+                unstorable = pc.match_substring(lines, "\x00")
                 for line in lines.filter(unstorable).to_pylist():
                     _reject(stats, "NUL in a value", line)
                 lines = lines.filter(pc.invert(unstorable))
+            del texts, batch
             yield from lines.to_pylist()
+            del lines
+            pool.release_unused()
     except pa.ArrowException as exc:
         raise NotALogFile(f"unreadable Parquet data: {exc}") from exc
 
 
+# One pass over a batch's lines finds what needs a closer look. A tab inside a value
+# is not escaped: that line no longer fits its header and is rejected, as in text.
+_PARQUET_CARE = "\t\t|^\t|\t$|^#|\x00"
+
+
 def _parquet_text(column, pa, pc):
-    """A Parquet column as log text: epoch seconds for times, `-` for none or empty."""
+    """A Parquet column as text: epoch seconds for times, `-` for none."""
     kind = column.type
     if pa.types.is_timestamp(kind):
         column = pc.cast(pc.cast(column, pa.timestamp("s"), safe=False), pa.int64())
     elif pa.types.is_date(kind):
         column = pc.strftime(column, format="%Y-%m-%d")
-    elif not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+    if not pa.types.is_string(column.type):
         try:
             column = pc.cast(column, pa.string())
         except pa.ArrowException:  # nested or binary: no value CloudFront writes
             return pa.nulls(len(column), pa.string()).fill_null("-")
-    column = pc.cast(column, pa.string())
-    for char, code in (("\t", "%09"), ("\n", "%0A"), ("\r", "%0D")):
-        column = pc.replace_substring(column, char, code)
-    return pc.if_else(pc.equal(column, ""), "-", column).fill_null("-")
+    return column.fill_null("-") if column.null_count else column
 
 
 # ---------------------------------------------------------------- real-time logs
@@ -353,6 +364,8 @@ def realtime_text(fields: list[str], lines: Iterable[str]) -> str:
             continue
         if stem is not None:
             values = line.split("\t")
+            if len(values) == len(fields) + 1 and not values[-1]:
+                values.pop()  # a trailing tab
             if len(values) == len(fields):
                 path, mark, asked = values[stem].partition("?")
                 values[stem] = path

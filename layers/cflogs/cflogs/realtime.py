@@ -100,7 +100,7 @@ def lines_of(records: Iterable[Record]) -> list[str]:
     lines = []
     for record in records:
         text = record.data.decode("utf-8", errors="replace")
-        lines.extend(text.splitlines())
+        lines.extend(line for line in text.split("\n") if line)  # not splitlines(): \x1c...
     return lines
 
 
@@ -116,10 +116,8 @@ def load_shard_batch(
     bucket = ledger_bucket(stream_arn)
     with conn.transaction():  # its own: ingest() runs one of its own too
         done = loaded_up_to(conn, bucket, shard)
-    fresh = sorted(
-        (r for r in records if _sequence(r.sequence_number) > done),
-        key=lambda r: _sequence(r.sequence_number),
-    )
+    by_number = {_sequence(r.sequence_number): r for r in records}  # each once
+    fresh = [by_number[n] for n in sorted(by_number) if n > done]
     if not fresh:
         return None
     data = formats.realtime_text(fields, lines_of(fresh)).encode()
