@@ -18,20 +18,14 @@ tracer = Tracer()
 metrics = Metrics()
 settings = Settings.from_env()
 fields = realtime.configured_fields()
-_pipeline: ingest.Pipeline | None = None
-
-
-def pipeline() -> ingest.Pipeline:
-    global _pipeline
-    if _pipeline is None:
-        _pipeline = ingest.Pipeline(settings)
-    return _pipeline
 
 
 @tracer.capture_method(capture_response=False)
 def load(stream_arn: str, shard: str, records: list[realtime.Record]) -> None:
     conn = db.shared_connection(settings)
-    result = realtime.load_shard_batch(conn, stream_arn, shard, records, fields, pipeline())
+    result = realtime.load_shard_batch(
+        conn, stream_arn, shard, records, fields, ingest.shared_pipeline(settings)
+    )
     if result is None:
         logger.info("replayed records skipped", extra={"shard": shard, "records": len(records)})
         metrics.add_metric(name="ReplayedRecords", unit=MetricUnit.Count, value=len(records))

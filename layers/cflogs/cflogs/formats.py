@@ -62,27 +62,6 @@ def w3c_name(name: str, realtime: bool = False) -> str:
 # ---------------------------------------------------------------- detection
 
 
-class _Prefixed(io.RawIOBase):
-    """`head`, then the rest of `stream`: an object read from the start again."""
-
-    def __init__(self, head: bytes, stream):
-        self._head = memoryview(head)
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
 def content_start(head: bytes) -> bytes:
     """The first bytes of the content: of the gunzipped data when gzipped."""
     if head[:2] != GZIP_MAGIC:
@@ -100,7 +79,7 @@ def open_records(stream, stats: Stats) -> Iterator[Iterator[tuple]]:
     head = stream.read(PEEK_BYTES)
     if not head:
         raise NotALogFile("empty object")
-    whole = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 20)
+    whole = io.BufferedReader(parser._Prefixed(head, stream), buffer_size=1 << 20)
     if content_start(head)[:4] == PARQUET_MAGIC:
         with _spooled(whole, gzipped=head[:2] == GZIP_MAGIC) as file:
             yield parser.parse(_parquet_lines(file, stats), stats)

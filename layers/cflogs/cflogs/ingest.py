@@ -82,6 +82,17 @@ class Pipeline:
         self.visitors: VisitorIds = visitor_ids(self.settings)
 
 
+_shared_pipeline: Pipeline | None = None
+
+
+def shared_pipeline(settings: Settings) -> Pipeline:
+    """One Pipeline per process, built at first use (not at a cold start that loads nothing)."""
+    global _shared_pipeline
+    if _shared_pipeline is None:
+        _shared_pipeline = Pipeline(settings)
+    return _shared_pipeline
+
+
 class _MissingPartitions(Exception):
     def __init__(self, months: set[str]):
         super().__init__(f"page_views partitions missing for {sorted(months)}")
