@@ -418,3 +418,19 @@ def test_a_record_twice_in_one_batch_and_a_trailing_tab_load_once(env, conn):
     assert [row[3:5] for row in page_views(conn)] == [
         ("/index.html", "utm_source=news&utm_medium=a")
     ]
+
+
+def test_without_pyarrow_a_parquet_object_fails_with_the_reason(s3, conn, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pyarrow(name, *args, **kwargs):
+        if name.startswith("pyarrow"):
+            raise ImportError("No module named 'pyarrow'")
+        return real_import(name, *args, **kwargs)
+
+    data = ff.parquet(requests())
+    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    result = load_through_handler(s3, HIVE + "E2.2025-02-16-10.n.parquet", data)
+    assert result["status"] == "failed" and "ParquetLogs=true" in result["reason"]

@@ -267,9 +267,12 @@ def _spooled(stream, gzipped: bool):
 def _parquet_lines(path: str, stats: Stats) -> Iterator[str]:
     """W3C lines from a Parquet file, a batch of a row group at a time, read with a
     small buffer: memory stays flat whatever the file's size."""
-    import pyarrow as pa  # only here: it is large, and optional (its own layer)
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    try:  # only here: it is large, and optional (a layer of its own)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise NotALogFile(f"a Parquet log needs pyarrow (ParquetLogs=true): {exc}") from exc
 
     try:
         table = pq.ParquetFile(path, buffer_size=PARQUET_READ_BUFFER)
