@@ -124,6 +124,20 @@ def run_to_end(conn, request, **kwargs) -> tuple[backfill.Counter, int]:
             1,
         ),
         ("h/year=2025/month=02/day=16/part-0001.parquet", "hive", "2025-02-16T00", 24),
+        # v2 JSON and Parquet objects; a suffix template with the date parts apart
+        # still dates its objects by their names
+        (
+            "v2/E2EXAMPLE/2025/02/16/10/E2EXAMPLE.2025-02-16-10.c3d4.json.gz",
+            "path",
+            "2025-02-16T10",
+            1,
+        ),
+        (
+            "v2/2025/02/16/E2EXAMPLE/10/E2EXAMPLE.2025-02-16-10.e5.parquet",
+            "legacy",
+            "2025-02-16T10",
+            1,
+        ),
     ],
 )
 def test_key_date_reads_every_layout(key, layout, first, hours):

@@ -13,6 +13,9 @@ def test_bench_command_prints_every_figure(env, capsys):
     assert "GeoIP database: " in out  # parse+enrich looks places up, as a deployment does
     for figure in ("parse only", "parse+enrich, no database", "end-to-end ingest", "cold start"):
         assert figure in out
+    for output in ("JSON", "Parquet"):  # beside text, the same requests
+        assert f"parse+enrich, {output}" in out
+        assert f"end-to-end ingest, first load, {output}" in out
 
 
 def test_bench_stops_when_its_geoip_database_cannot_be_opened(env, monkeypatch, tmp_path):

@@ -63,7 +63,7 @@ def hostile_row(conn) -> dict | None:
         ("x-host-header", "www.example.com\x01", "host", "www.example.com\ufffd"),
         ("x-host-header", "h" * 5000, "host", "h" * values.TEXT_LIMITS["host"]),
         ("x-edge-location", "FRA\x7f" + "x" * 3000, "edge_location", None),
-        ("x-edge-request-id", "id\x00" + "z" * 500, "request_id", None),
+        ("x-edge-request-id", "id\x01" + "z" * 500, "request_id", None),
         ("time-taken", "1e39", "time_taken", None),
         ("time-taken", "nan", "time_taken", None),
         ("time-taken", "-1", "time_taken", None),
@@ -114,6 +114,7 @@ def test_a_user_agent_that_breaks_the_device_regexes_still_loads(s3, conn, agent
         ("date", "9999-12-31", "date outside the object's window"),
         ("date", "2025-02-30", "bad date/time"),
         ("time", "24:00:00", "bad date/time"),
+        ("x-edge-request-id", "raw\x00nul", "NUL in a line"),  # a broken file, not a request
     ],
 )
 def test_a_line_that_cannot_be_right_is_rejected_with_its_reason(s3, conn, field, value, reason):
@@ -148,7 +149,8 @@ def test_v2_epoch_timestamps_outside_the_window_are_rejected(s3, conn):
 @pytest.mark.parametrize(
     ("body", "what"),
     [
-        (b'{"timestamp": 1739700000, "c-ip": "192.0.2.1"}\n', "JSON"),
+        (b'{"timestamp": 1739700000, "c-ip": "192.0.2.1"}\n', "lacks cs-method"),  # JSON, no log
+        (b"[1, 2, 3]\n", "JSON, not tab-separated text"),
         (b"PAR1\x15\x04\x15\x10\x15\x14L\x15\x02\x15\x00\x12\x00\x00", "Parquet"),
         (bytes(range(256)) * 4, "binary"),
         (b"<html><body>not found</body></html>\n", "XML or HTML"),

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FUNCTION_OF = {
     "s3-put.json": "IngestFunction",
     "sqs-s3.json": "IngestFunction",
+    "kinesis-realtime.json": "RealtimeFunction",
     "schedule.json": "StitchFunction",
     "backfill-schedule.json": "BackfillFunction",
     "backfill-range.json": "BackfillFunction",
@@ -59,6 +60,9 @@ def test_cflogs_invoke_runs_each_event(aws_world, conn, name, capsys):
         assert [o["status"] for o in result["objects"]] == ["done"]
     elif name == "sqs-s3.json":
         assert result == {"batchItemFailures": []}
+    elif name == "kinesis-realtime.json":
+        assert result == {"batchItemFailures": []}
+        assert conn.execute("SELECT count(*) FROM page_views").fetchone()[0] == 2
     elif name == "schedule.json":
         assert result["backlog"] == 0
     elif name == "backfill-range.json":

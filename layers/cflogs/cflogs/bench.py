@@ -11,14 +11,18 @@ embedded server, dropped afterwards.
   database written for the generator's addresses (cflogs.geodb).
 - end-to-end ingest: `cflogs ingest FILE` in a child process, gz file to committed
   rows, with the child's peak RSS.
+- the same, for the same requests as standard logging v2 JSON (gzipped) and
+  Parquet (snappy, row groups of PARQUET_ROW_GROUP): lines/s beside text's.
 - cold start: a child process that imports the ingest handler and connects."""
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import io
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,10 +31,36 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import classify, db, generate, geodb, ingest, parser, useragent
+from . import classify, db, formats, generate, geodb, ingest, parser, useragent
 from .config import Settings
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository, for functions/ingest
+PARQUET_ROW_GROUP = 100_000
+
+
+def _text_rows(data: bytes) -> tuple[list[str], list[list[str]]]:
+    lines = gzip.decompress(data).decode().splitlines()
+    names = next(line for line in lines if line.startswith("#Fields:"))[8:].split()
+    return names, [line.split("\t") for line in lines if line and line[0] != "#"]
+
+
+def as_json_lines(data: bytes) -> bytes:
+    """A gzipped text log as v2 JSON output: an object a line, W3C names as keys."""
+    names, rows = _text_rows(data)
+    text = "".join(json.dumps(dict(zip(names, row, strict=True))) + "\n" for row in rows)
+    return gzip.compress(text.encode(), compresslevel=1)
+
+
+def as_parquet(data: bytes) -> bytes:
+    """A gzipped text log as v2 Parquet output: snake_case columns of text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names, rows = _text_rows(data)
+    columns = {formats._key(name): [row[i] for row in rows] for i, name in enumerate(names)}
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(columns), buffer, row_group_size=PARQUET_ROW_GROUP)
+    return buffer.getvalue()
 
 
 def parse_and_enrich(data: bytes, pipeline: ingest.Pipeline) -> tuple[int, int]:
@@ -71,9 +101,11 @@ _PEAK_RSS = (
 )
 
 
-def child(code: str, env: dict) -> tuple[float, float, str]:
-    """Run python code in a child process: (wall seconds, peak RSS MB, stdout)."""
+def child(code: str, env: dict) -> tuple[float, float, str, float]:
+    """Run python code in a child process: (wall seconds, peak RSS MB, stdout, CPU
+    seconds of the child, all its threads, from start to exit)."""
     started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, "-c", code + _PEAK_RSS],
         env=env,
@@ -82,8 +114,10 @@ def child(code: str, env: dict) -> tuple[float, float, str]:
         check=True,
     )
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     peak_kb = int(done.stderr.strip().splitlines()[-1])
-    return wall, peak_kb / 1024, done.stdout
+    return wall, peak_kb / 1024, done.stdout, cpu
 
 
 def rate(count: int, seconds: float) -> str:
@@ -124,9 +158,22 @@ def main(argv: list[str] | None = None) -> None:
             for _ in parser.parse(parser.open_lines(io.BytesIO(data)), parser.Stats()):
                 pass
 
+        outputs = {"text": path}
+        converted = {
+            name: convert(data)
+            for name, convert in (("JSON", as_json_lines), ("Parquet", as_parquet))
+        }
+        for name, content in converted.items():
+            outputs[name] = path.with_suffix(f".{name.lower()}")
+            outputs[name].write_bytes(content)
+
         for name, function in (
             ("parse only", parse_only),
             ("parse+enrich, no database", lambda: parse_and_enrich(data, pipeline)),
+            *(
+                (f"parse+enrich, {name}", lambda d=content: parse_and_enrich(d, pipeline))
+                for name, content in converted.items()
+            ),
         ):
             wall, cpu = timed(function, args.runs, pipeline)
             print(
@@ -134,32 +181,44 @@ def main(argv: list[str] | None = None) -> None:
                 f"(median of {args.runs}; per CPU second {truth.lines / cpu:,.0f})"
             )
 
-        with db.throwaway_server() as server, db.scratch_database(server, "cflogs_bench") as url:
-            env = {
-                **os.environ,
-                "DATABASE_URL": url,
-                "VISITOR_ID_SECRET": "bench-key-0123456789",
-                "GEOIP_DB_PATH": geoip,
-            }
-            code = f"from cflogs import cli; cli.main(['ingest', '--json', {str(path)!r}])"
-            for attempt in ("first load", "replay"):
-                _, peak, out = child(code, env)
-                totals = json.loads(out)["totals"]
-                print(
-                    f"end-to-end ingest, {attempt:10s} {rate(totals['lines'], totals['seconds'])}"
-                    f" lines (gz file to committed rows; peak RSS {peak:,.0f} MB)"
+        with db.throwaway_server() as server:
+            text_rate = None
+            for name, file in outputs.items():  # each format into a database of its own
+                with db.scratch_database(server, "cflogs_bench") as url:
+                    env = {
+                        **os.environ,
+                        "DATABASE_URL": url,
+                        "VISITOR_ID_SECRET": "bench-key-0123456789",
+                        "GEOIP_DB_PATH": geoip,
+                    }
+                    code = f"from cflogs import cli; cli.main(['ingest', '--json', {str(file)!r}])"
+                    for attempt in ("first load", "replay") if name == "text" else ("first load",):
+                        _, peak, out, cpu = child(code, env)
+                        totals = json.loads(out)["totals"]
+                        per_cpu = totals["lines"] / cpu
+                        text_rate = text_rate or per_cpu
+                        label = f"end-to-end ingest, {attempt}"
+                        label += "" if name == "text" else f", {name}"
+                        print(
+                            f"{label:40s} {rate(totals['lines'], totals['seconds'])} lines "
+                            f"(per CPU second of the process {per_cpu:,.0f}, "
+                            f"{text_rate / per_cpu:.2f}x text's; peak RSS {peak:,.0f} MB)"
+                        )
+            with db.scratch_database(server, "cflogs_bench") as url:
+                with db.connect(Settings(database_url=url)) as conn:
+                    db.migrate(conn)  # as a deployed database is: the cold start only checks
+                env["DATABASE_URL"] = url
+                handler = ROOT / "functions" / "ingest" / "app.py"
+                code = (
+                    "import time, importlib.util; t = time.perf_counter(); "
+                    f"spec = importlib.util.spec_from_file_location('app', {str(handler)!r}); "
+                    "app = importlib.util.module_from_spec(spec); spec.loader.exec_module(app); "
+                    "from cflogs import db; db.shared_connection(app.settings); "
+                    "print(time.perf_counter() - t)"
                 )
-            handler = ROOT / "functions" / "ingest" / "app.py"
-            code = (
-                "import time, importlib.util; t = time.perf_counter(); "
-                f"spec = importlib.util.spec_from_file_location('app', {str(handler)!r}); "
-                "app = importlib.util.module_from_spec(spec); spec.loader.exec_module(app); "
-                "from cflogs import db; db.shared_connection(app.settings); "
-                "print(time.perf_counter() - t)"
-            )
-            env.update(POWERTOOLS_SERVICE_NAME="cflogs", POWERTOOLS_METRICS_NAMESPACE="bench")
-            seconds = [float(child(code, env)[2]) for _ in range(args.runs)]
-            print(f"cold start (import + connect)  {statistics.median(seconds):10.2f} s")
+                env.update(POWERTOOLS_SERVICE_NAME="cflogs", POWERTOOLS_METRICS_NAMESPACE="bench")
+                seconds = [float(child(code, env)[2]) for _ in range(args.runs)]
+                print(f"cold start (import + connect)  {statistics.median(seconds):10.2f} s")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
-from . import db, enrich, parser, values
+from . import db, enrich, formats, parser, values
 from .classify import ASSET, OTHER, PAGE, kind_of
 from .config import Settings
 from .visitor import VisitorIds, visitor_ids
@@ -115,6 +115,17 @@ class _Deadline:
 # index entry too large). What reaches COPY is cleaned first (see values); should
 # anything still be refused, the object is loaded again with every row checked.
 REFUSED_VALUES = (errors.DataError, errors.ProgramLimitExceeded)
+
+
+_shared_pipeline: Pipeline | None = None
+
+
+def shared_pipeline(settings: Settings) -> Pipeline:
+    """One Pipeline per process, built at first use (not at a cold start that loads nothing)."""
+    global _shared_pipeline
+    if _shared_pipeline is None:
+        _shared_pipeline = Pipeline(settings)
+    return _shared_pipeline
 
 
 class _MissingPartitions(Exception):
@@ -456,8 +467,8 @@ def read_records(
     # Requests and bytes by the rollup's key, but with the status and result type
     # as logged: one lookup a line; _rollup works out classes and hits per key.
     requests: dict[tuple, list[int]] = {}
-    with parser.open_lines(stream) as lines:  # closed also when a row fails
-        for record in parser.parse(lines, stats, window):
+    with formats.open_records(stream, stats, window) as records:  # closed also when a row fails
+        for record in records:
             (date, time_, hour, edge, sent, ip, method, host, path, status, referrer, ua, query,
              request_id, taken, content_type, result) = record  # fmt: skip
             if content_type == "-":

@@ -341,17 +341,31 @@ RECORD = (
 )
 
 
+def header_fields(text: str, delimiter: str = "\t") -> list[str]:
+    """The names of a #Fields line: space-separated, or by the file's delimiter."""
+    names = text.split()
+    if delimiter.strip() and len(names) == 1:
+        names = [name.strip() for name in text.split(delimiter) if name.strip()]
+    return names
+
+
 def parse(
-    lines: Iterable[str], stats: Stats, window: tuple[str, str] | None = None
+    lines: Iterable[str],
+    stats: Stats,
+    delimiter: str = "\t",
+    window: tuple[str, str] | None = None,
 ) -> Iterator[tuple]:
     """Request records of a log file as tuples in RECORD order: date and time valid
     (UTC) and the date within `window` (first and last 'YYYY-MM-DD', inclusive;
     see values.window), hour the time's first two digits, host from x-host-header
     when present, bytes (up to values.MAX_BYTES) and status ints (status 0 for
-    `000`); the other fields as logged (`-` for empty, still encoded). Lines
-    that do not fit their header are counted in `stats` and skipped; stats.lines
-    is added up when the records end (or the generator is closed). Several
-    #Fields lines each apply from where they stand."""
+    `000`); edge, host and request id empty when
+    not logged; the other fields as logged (`-` for empty, still encoded). Values
+    are split at `delimiter` (tab, or the one a v2 file was set up with); one more,
+    empty, after the last (a trailing delimiter) is dropped. Lines that do not fit
+    their header are counted in `stats` and skipped; stats.lines is added up when
+    the records end (or the generator is closed). Several #Fields lines each apply
+    from where they stand."""
     layout: Layout | None = None
     seen_header = False
     first_day, last_day = window or date_window(None, None)
@@ -370,21 +384,24 @@ def parse(
                 seen_header = True
                 at = line.find("#Fields:")  # some files put both headers on one line
                 if at >= 0:
-                    layout = Layout(line[at + 8 :].split())
+                    layout = Layout(header_fields(line[at + 8 :], delimiter))
                     count, getter, has_date = layout.count, layout.getter, layout.has_date
                     pad, strip = layout.pad, layout.strip
                 continue
-            values = line.split("\t")
+            values = line.split(delimiter)
             if len(values) != count:
-                if not line.rstrip("\r\n"):
+                if len(values) == count + 1 and layout is not None and not values[-1].strip():
+                    values.pop()  # a trailing delimiter, as in AWS's own example file
+                else:
+                    if not line.rstrip("\r\n"):
+                        continue
+                    if layout is None:
+                        if not seen_header:
+                            raise NotALogFile(f"no #Version/#Fields header: {looks_like(line)}")
+                        raise NotALogFile("data before any #Fields line")
+                    lines_read += 1
+                    stats.reject(f"{len(values)} fields, header has {count}", line)
                     continue
-                if layout is None:
-                    if not seen_header:
-                        raise NotALogFile(f"no #Version/#Fields header: {looks_like(line)}")
-                    raise NotALogFile("data before any #Fields line")
-                lines_read += 1
-                stats.reject(f"{len(values)} fields, header has {count}", line)
-                continue
             lines_read += 1
             if strip:
                 values[-1] = values[-1].rstrip("\r\n")
@@ -423,21 +440,23 @@ def parse(
             if sent > max_bytes:
                 stats.reject("sc-bytes out of range", line)
                 continue
+            if host == "-":
+                host = cs_host if cs_host != "-" else ""
             yield (
                 date,
                 time,
                 hour,
-                edge,
+                edge if edge != "-" else "",
                 sent,
                 ip,
                 method,
-                host if host != "-" else cs_host,
+                host,
                 path,
                 status,
                 referrer,
                 agent,
                 query,
-                request_id,
+                request_id if request_id != "-" else "",
                 taken,
                 content_type,
                 result,
