@@ -1,6 +1,6 @@
 """Ingest Lambda: S3 notifications (direct) or SQS messages wrapping them -> cflogs.ingest."""
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -13,7 +13,6 @@ from cflogs import db, events, ingest, s3
 from cflogs.config import Settings
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 settings = Settings.from_env()
@@ -27,7 +26,6 @@ def pipeline() -> ingest.Pipeline:
     return _pipeline
 
 
-@tracer.capture_method(capture_response=False)
 def load(ref: events.ObjectRef) -> ingest.FileResult:
     source = s3.s3_source(ref.bucket, ref.key, ref.etag, ref.size)
     conn = db.shared_connection(settings)
@@ -52,7 +50,6 @@ def sqs_record(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
     records = event.get("Records") or []
