@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# checkov pins its own boto3, which aws-sam-cli's pin excludes: it gets a venv of its own.
+SCAN   := .venv-scan
+SCAN_STAMP := $(SCAN)/.installed
 FN     ?= IngestFunction
 export SAM_CLI_TELEMETRY := 0
 EVENT  ?= events/s3-put.json
@@ -19,20 +22,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+$(SCAN_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(SCAN)
+	$(SCAN)/bin/pip install -q --upgrade pip
+	$(SCAN)/bin/pip install -q "$$($(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["scan"][0])')"
+	touch $(SCAN_STAMP)
+
 install: $(STAMP) ## make .venv with cflogs (editable) and the dev tools
 
 test: $(STAMP) ## run the test suite (DATABASE_URL, or an embedded PostgreSQL)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff over the code and tests
+lint: $(STAMP) $(SCAN_STAMP) ## ruff over the code and tests, checkov over template.yaml (offline)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(SCAN)/bin/checkov --file template.yaml --framework cloudformation --skip-download \
+		--quiet --compact
 
 validate: $(STAMP) ## sam validate --lint on template.yaml
 	$(BIN)/sam validate --lint --region us-east-1
 
-build: $(STAMP) ## sam build: layer with aarch64 cp313 wheels, no Docker needed
+build: $(STAMP) ## sam build: layer with aarch64 cp313 wheels, no Docker needed; its size
 	$(BIN)/sam build --region us-east-1
+	@echo "layer, unzipped: $$(du -sm .aws-sam/build/CflogsLayer | cut -f1) MB (Lambda allows 250 MB for function and layers)"
 
 demo: $(STAMP) ## the whole pipeline locally on a generated week of logs; writes report.html
 	$(BIN)/cflogs demo
