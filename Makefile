@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 EVENT  ?= events/s3-put.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint validate build demo invoke sam-invoke bench clean
+.PHONY: help install test test-3.13 lint validate build demo invoke sam-invoke bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,24 @@ install: $(STAMP) ## make .venv with cflogs (editable) and the dev tools
 
 test: $(STAMP) ## run the test suite (DATABASE_URL, or an embedded PostgreSQL)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# The suite on the Lambda runtime's Python with the layer's pinned versions.
+# (a pyenv shim answers to python3.13 without running it, hence the trial run)
+PYTHON313 ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
+	$$p -c '' 2>/dev/null && echo $$p && break; done)
+VENV313   := .venv-3.13
+STAMP313  := $(VENV313)/.installed
+
+$(STAMP313): pyproject.toml layers/cflogs/requirements.txt
+	test -n "$(PYTHON313)" || { echo "no python3.13 found (set PYTHON313=...)"; exit 1; }
+	$(PYTHON313) -m venv $(VENV313)
+	$(VENV313)/bin/pip install -q --upgrade pip
+	$(VENV313)/bin/pip install -q -e '.[test]' -c layers/cflogs/requirements.txt
+	touch $(STAMP313)
+
+test-3.13: $(STAMP313) ## the test suite on Python 3.13 with the layer's dependency versions
+	$(VENV313)/bin/python --version
+	$(VENV313)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP) $(SCAN_STAMP) ## ruff over the code and tests, checkov over template.yaml (offline)
 	$(BIN)/ruff check .
