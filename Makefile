@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 EVENT  ?= events/s3-put.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-3.13 lint validate build demo invoke sam-invoke bench clean
+.PHONY: help install test test-3.13 has-python3.13 lint validate build demo invoke sam-invoke bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ $(STAMP313): pyproject.toml layers/cflogs/requirements.txt
 	$(VENV313)/bin/pip install -q --upgrade pip
 	$(VENV313)/bin/pip install -q -e '.[test]' -c layers/cflogs/requirements.txt
 	touch $(STAMP313)
+
+has-python3.13:
+	@test -n "$(PYTHON313)"
 
 test-3.13: $(STAMP313) ## the test suite on Python 3.13 with the layer's dependency versions
 	$(VENV313)/bin/python --version
