@@ -3,9 +3,11 @@ run by a user that is neither superuser nor allowed to create roles (as on RDS).
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date
 from importlib import resources
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -123,3 +125,12 @@ def test_migrations_run_without_createrole(app_user):
         exists = conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (missing,))
         assert exists.fetchone() == (0,)
         assert conn.execute("SELECT cflogs_grant_reader(%s)", (missing,)).fetchone() == (False,)
+
+
+def test_the_documented_queries_run(site):
+    """Every sql block of docs/queries.md, against the views and tables as they are."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "queries.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", text, re.DOTALL)
+    assert len(blocks) >= 6
+    for block in blocks:
+        site.execute(block).fetchall()
