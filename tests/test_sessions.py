@@ -481,3 +481,14 @@ def test_stitching_equals_a_batch_run(auto, env, pipeline, views, data):
     sessions.stitch(auto, batch_size=data.draw(st.integers(1, 3)))
     assert_batch_equal(auto)
     assert_rebuild_equal(auto)  # session ids too: they depend on nothing but the page views
+
+
+def test_backlog_age_is_the_oldest_entry(auto):
+    assert sessions.backlog_and_age(auto) == (0, 0.0)
+    auto.execute(
+        "INSERT INTO dirty_visitors (visitor_id, first_ts, last_ts, queued_at) VALUES"
+        " (1, now(), now(), now() - interval '1 hour'), (1, now(), now(), now()),"
+        " (2, now(), now(), now() - interval '10 minutes')"
+    )
+    count, age = sessions.backlog_and_age(auto)
+    assert count == 2 and 3600 <= age < 3660

@@ -65,8 +65,9 @@ def test_scheduled_event_stitches_the_queue(app, conn, auto, capsys):
         json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line
     ]
     names = {metric["Name"] for metric in emitted["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
-    assert names == {"VisitorsStitched", "SessionsWritten", "Backlog"}
+    assert names == {"VisitorsStitched", "SessionsWritten", "Backlog", "BacklogAgeSeconds"}
     assert (emitted["VisitorsStitched"], emitted["Backlog"]) == ([4.0], [0.0])
+    assert emitted["BacklogAgeSeconds"] == [0.0]
 
 
 def test_no_time_left_leaves_the_backlog_for_the_next_run(app, conn, auto):
@@ -81,3 +82,17 @@ def test_no_time_left_leaves_the_backlog_for_the_next_run(app, conn, auto):
 
     assert (result["batches"], result["visitors"], result["backlog"]) == (0, 0, 2)
     assert app.handler(EVENT, FakeContext())["backlog"] == 0
+
+
+def test_retention_months_drop_old_months_before_stitching(app, conn, auto, monkeypatch):
+    load(auto, ingest.Pipeline(), "a", [pv("2025-02-16 10:00:00"), pv("2025-02-16 10:05:00")])
+    app.handler(EVENT, FakeContext())
+    assert auto.execute("SELECT count(*) FROM sessions").fetchone() == (1,)
+
+    monkeypatch.setenv("RETENTION_MONTHS", "1")  # February 2025 is long gone
+    result = app.handler(EVENT, FakeContext())
+
+    assert result["backlog"] == 0
+    assert auto.execute("SELECT count(*) FROM page_views").fetchone() == (0,)
+    assert auto.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+    assert_batch_equal(auto)

@@ -9,14 +9,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cflogs import aws, backfill, db
 from cflogs.config import Settings
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 settings = Settings.from_env()
 RESERVE_SECONDS = 30  # stop listing this long before the function times out
@@ -69,7 +68,6 @@ def continue_later(event: dict, context) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
     run = run_for(event)

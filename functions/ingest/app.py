@@ -2,7 +2,7 @@
 
 import time
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -16,7 +16,6 @@ from cflogs import db, events, ingest, s3
 from cflogs.config import Settings
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 settings = Settings.from_env()
@@ -38,7 +37,6 @@ def deadline(context) -> float:
     return time.monotonic() + max(remaining - RESERVE_SECONDS, remaining / 2)
 
 
-@tracer.capture_method(capture_response=False)
 def load(ref: events.ObjectRef, stop_at: float) -> ingest.FileResult:
     source = s3.s3_source(ref.bucket, ref.key, ref.etag, ref.size)
     conn = db.shared_connection(settings)
@@ -63,7 +61,6 @@ def sqs_record(record: SQSRecord, lambda_context) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
     records = event.get("Records") or []

@@ -48,6 +48,15 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("status", help="ledger summary and the objects that failed")
 
+    p = commands.add_parser("retention", help="drop page views (and what they made) by month")
+    p.add_argument(
+        "--keep-months",
+        type=int,
+        required=True,
+        metavar="N",
+        help="keep the current month and the N before it",
+    )
+
     p = commands.add_parser("generate", help="write realistic sample CloudFront logs")
     p.add_argument("outdir", type=Path)
     p.add_argument("--days", type=int, default=7)
@@ -279,6 +288,19 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_retention(args) -> int:
+    from . import retention
+
+    if args.keep_months < 1:
+        print("cflogs: --keep-months must be at least 1", file=sys.stderr)
+        return 2
+    with db.connect() as conn:
+        db.migrate(conn)
+        result = retention.apply(conn, args.keep_months)
+    print(json.dumps(result.as_dict(), indent=2))
+    return 0
+
+
 def cmd_generate(args) -> int:
     from . import generate
 
@@ -346,6 +368,7 @@ COMMANDS = {
     "stitch": cmd_stitch,
     "backfill": cmd_backfill,
     "status": cmd_status,
+    "retention": cmd_retention,
     "report": cmd_report,
     "demo": cmd_demo,
 }

@@ -237,6 +237,7 @@ class StitchResult:
     sessions_closed: int = 0  # can_grow flipped by the newest page view
     batches: int = 0
     backlog: int = 0  # visitors still queued
+    backlog_age_s: float = 0.0  # how long the oldest of them has waited
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -269,8 +270,17 @@ def update_can_grow(conn: psycopg.Connection, timeout_minutes: int = 30) -> int:
 
 def backlog(conn: psycopg.Connection) -> int:
     """Visitors waiting to be stitched."""
+    return backlog_and_age(conn)[0]
+
+
+def backlog_and_age(conn: psycopg.Connection) -> tuple[int, float]:
+    """Visitors waiting to be stitched, and the seconds the oldest entry has waited."""
     with conn.transaction():
-        return conn.execute("SELECT count(DISTINCT visitor_id) FROM dirty_visitors").fetchone()[0]
+        count, age = conn.execute(
+            "SELECT count(DISTINCT visitor_id),"
+            " coalesce(extract(epoch FROM now() - min(queued_at)), 0) FROM dirty_visitors"
+        ).fetchone()
+    return count, round(float(age), 3)
 
 
 def stitch(
@@ -299,6 +309,6 @@ def stitch(
         if batch.visitors == 0 or batch.picked < batch_size:
             break
     result.sessions_closed = update_can_grow(conn, timeout_minutes)
-    result.backlog = backlog(conn)
+    result.backlog, result.backlog_age_s = backlog_and_age(conn)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
