@@ -14,7 +14,8 @@ one queue entry per hourly file and visitor, as ingest leaves them. Then it
    stitches it, median of --runs (each run takes the file out again first);
 3. reports bytes stored (tables and indexes) per page view,
 
-and compares 2. with the same file on an empty database.
+and compares 2. with the same file on an empty database, measured again right
+after each size so that both see the machine in the same state.
 """
 
 from __future__ import annotations
@@ -157,11 +158,12 @@ class FileRun:
 
 
 def new_file(conn: psycopg.Connection, path: Path, pipeline, timeout: int, runs: int) -> FileRun:
-    """Ingest and stitch the file, median of runs; between runs the file's page
-    views are deleted and stitched away again (its ledger row stays)."""
+    """Ingest and stitch the file, median of runs; before a run, page views the
+    file left are deleted and stitched away again (its ledger row stays)."""
     ingests, stitches, cpus = [], [], []
-    for run in range(runs):
-        if run:
+    key = ingest.local_source(path).key
+    for _ in range(runs):
+        if conn.execute("SELECT 1 FROM log_files WHERE key = %s", (key,)).fetchone():
             with conn.transaction():
                 conn.execute(
                     """WITH old AS (DELETE FROM page_views p USING log_files f
@@ -170,7 +172,7 @@ def new_file(conn: psycopg.Connection, path: Path, pipeline, timeout: int, runs:
                        INSERT INTO dirty_visitors (visitor_id, first_ts, last_ts)
                        SELECT visitor_id, min(ts), max(ts) FROM old WHERE NOT is_bot
                        GROUP BY visitor_id""",
-                    (ingest.local_source(path).key,),
+                    (key,),
                 )
             sessions.stitch(conn, timeout)
         bench.clear_caches(pipeline)
@@ -231,26 +233,27 @@ def main(argv: list[str] | None = None) -> None:
         bench.parse_and_enrich(path.read_bytes(), pipeline)  # warm up, as a running process is
 
         rows = []
-        with db.throwaway_server() as server:
-            with (
-                db.scratch_database(server, "cflogs_bench") as url,
-                psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn,
-            ):
-                db.migrate(conn)
-                ingest.ensure_partitions(conn, months_between(HISTORY_END, HISTORY_END))
-                empty = new_file(conn, path, pipeline, timeout, args.runs)
-                returning = [
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT visitor_id FROM visitors ORDER BY visitor_id"
-                    ).fetchall()[::2]
-                ]
-                stored = conn.execute("SELECT count(*) FROM page_views").fetchone()[0]
-                print(
-                    f"new file: {args.file_lines:,} lines, {stored:,} page views, "
-                    f"{empty.visitors:,} visitors; empty database: ingest {empty.ingest_s:.2f} s, "
-                    f"stitch {empty.stitch_s:.2f} s ({empty.page_views:,} page views read)"
-                )
+        with (
+            db.throwaway_server() as server,
+            db.scratch_database(server, "cflogs_bench") as empty_url,
+            psycopg.connect(empty_url, autocommit=True, prepare_threshold=None) as empty_conn,
+        ):
+            db.migrate(empty_conn)
+            ingest.ensure_partitions(empty_conn, months_between(HISTORY_END, HISTORY_END))
+            empty = new_file(empty_conn, path, pipeline, timeout, args.runs)
+            returning = [
+                row[0]
+                for row in empty_conn.execute(
+                    "SELECT visitor_id FROM visitors ORDER BY visitor_id"
+                ).fetchall()[::2]
+            ]
+            stored = empty_conn.execute("SELECT count(*) FROM page_views").fetchone()[0]
+            print(
+                f"new file: {args.file_lines:,} lines, {stored:,} page views, "
+                f"{empty.visitors:,} visitors; empty database: ingest {empty.ingest_s:.2f} s, "
+                f"stitch {empty.stitch_s:.2f} s ({empty.page_views:,} page views read)",
+                flush=True,
+            )
             for size in sizes:
                 with (
                     db.scratch_database(server, "cflogs_bench") as url,
@@ -267,35 +270,40 @@ def main(argv: list[str] | None = None) -> None:
                     run = new_file(conn, path, pipeline, timeout, args.runs)
                     stored = conn.execute("SELECT count(*) FROM page_views").fetchone()[0]
                     per_view = stored_bytes(conn) / stored
-                    rows.append((history, catch_up, cpu, run, per_view))
-                    print(
-                        f"{history:,} page views stored (written in {loaded_s:.0f} s); "
-                        f"catch-up {catch_up.page_views / catch_up.seconds:,.0f} page views/s "
-                        f"({catch_up.page_views:,} in {catch_up.seconds:.1f} s; per server CPU "
-                        f"second {cpu or 0:,.0f}); new file: ingest "
-                        f"{run.ingest_s:.2f} s ({run.ingest_s / empty.ingest_s:.2f}x), stitch "
-                        f"{run.stitch_s:.2f} s ({run.stitch_s / empty.stitch_s:.2f}x, "
-                        f"{run.page_views:,} page views read); {per_view:,.0f} bytes/page view",
-                        flush=True,
-                    )
+                # The same file on the empty database again, right after: the
+                # machine's speed drifts (other work on it), so compare like with like.
+                base = new_file(empty_conn, path, pipeline, timeout, args.runs)
+                rows.append((history, catch_up, cpu, run, base, per_view))
+                print(
+                    f"{history:,} page views stored (written in {loaded_s:.0f} s); "
+                    f"catch-up {catch_up.page_views / catch_up.seconds:,.0f} page views/s "
+                    f"({catch_up.page_views:,} in {catch_up.seconds:.1f} s; per server CPU "
+                    f"second {cpu or 0:,.0f}); new file: ingest {run.ingest_s:.2f} s "
+                    f"(empty: {base.ingest_s:.2f} s), stitch {run.stitch_s:.2f} s "
+                    f"(empty: {base.stitch_s:.2f} s; {run.page_views:,} page views read); "
+                    f"{per_view:,.0f} bytes/page view",
+                    flush=True,
+                )
 
     print()
     print(
         "| stored page views | catch-up, page views/s (per server CPU second) "
-        "| ingest new file | stitch new file | bytes/page view |"
+        "| ingest new file (x empty) | stitch new file (x empty) "
+        "| stitch, server CPU (x empty) | bytes/page view |"
     )
-    print("|---|---|---|---|---|")
-    print(
-        f"| 0 (empty) | | {empty.ingest_s:.2f} s "
-        f"| {empty.stitch_s:.2f} s (server CPU {empty.stitch_cpu_s:.2f} s) | |"
-    )
-    for history, catch_up, cpu, run, per_view in rows:
+    print("|---|---|---|---|---|---|")
+    for history, catch_up, cpu, run, base, per_view in rows:
+        server_cpu = (
+            f"{run.stitch_cpu_s:.2f} s ({run.stitch_cpu_s / base.stitch_cpu_s:.2f}x)"
+            if base.stitch_cpu_s
+            else "n/a"
+        )
         print(
             f"| {history / 1e6:.1f}M | {catch_up.page_views / catch_up.seconds:,.0f} "
             f"({cpu or 0:,.0f}) "
-            f"| {run.ingest_s:.2f} s ({run.ingest_s / empty.ingest_s:.2f}x) "
-            f"| {run.stitch_s:.2f} s ({run.stitch_s / empty.stitch_s:.2f}x; server CPU "
-            f"{run.stitch_cpu_s:.2f} s) | {per_view:,.0f} |"
+            f"| {run.ingest_s:.2f} s ({run.ingest_s / base.ingest_s:.2f}x) "
+            f"| {run.stitch_s:.2f} s ({run.stitch_s / base.stitch_s:.2f}x) "
+            f"| {server_cpu} | {per_view:,.0f} |"
         )
 
 
