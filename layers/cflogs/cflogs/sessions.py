@@ -91,7 +91,10 @@ WITH picked AS (
         SELECT x.ctid AS entry FROM dirty_visitors x WHERE x.ctid = d.ctid
         FOR UPDATE SKIP LOCKED
     ) AS mine ON true
-    WHERE d.visitor_id = ANY(ARRAY(SELECT DISTINCT visitor_id FROM picked))
+    -- Picked in visitor order: the visitors from the first to the last picked one
+    -- are the picked ones and those all of whose entries others hold. (A range,
+    -- not = ANY(picked): a sequential scan tests each row against the whole array.)
+    WHERE d.visitor_id BETWEEN %(first_visitor)s AND (SELECT max(visitor_id) FROM picked)
 ), claimed AS (
     -- Only visitors all of whose entries this statement holds: an entry that is
     -- visible but could not be locked belongs to a stitcher busy with the visitor.
@@ -187,7 +190,7 @@ WITH picked AS (
 ), done AS (
     -- The entries of claimed visitors this statement sees are the ones it locked.
     DELETE FROM dirty_visitors
-    WHERE visitor_id = ANY(ARRAY(SELECT visitor_id FROM claimed))
+    WHERE ctid = ANY(ARRAY(SELECT entry FROM entries JOIN claimed USING (visitor_id)))
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM picked), (SELECT count(*) FROM claimed),
