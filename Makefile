@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 EVENT  ?= events/s3-put.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-3.13 has-python3.13 fuzz lint validate build demo invoke sam-invoke bench clean
+.PHONY: help install test test-3.13 has-python3.13 fuzz lint validate build demo invoke sam-invoke bench bench-scale clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -88,6 +88,10 @@ sam-invoke: $(STAMP) ## sam local invoke (needs Docker) with env.json: make sam-
 bench: $(STAMP) ## the DESIGN.md figures: ingest, parse+enrich, stitch, RSS, cold start
 	$(BIN)/python -m cflogs.bench
 	$(BIN)/python -m cflogs.bench_stitch
+
+SIZES ?= 1000000,3000000
+bench-scale: $(STAMP) ## one new file against stored history: make bench-scale SIZES=1000000,10000000
+	$(BIN)/python -m cflogs.bench_scale --sizes $(SIZES)
 
 clean: ## remove build output (the data folder, ~/.local/share/cflogs, stays)
 	rm -rf .aws-sam build

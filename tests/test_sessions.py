@@ -327,8 +327,40 @@ def test_time_budget_stops_between_batches(auto, pipeline):
     load(auto, pipeline, "a", [pv("2025-02-16 10:00:00", ip=f"192.0.2.{n}") for n in range(3)])
     result = sessions.stitch(auto, time_budget_s=0)
     assert (result.batches, result.visitors, result.backlog) == (0, 0, 3)
-    result = sessions.stitch(auto, batch_size=1)  # the fourth batch finds the queue empty
-    assert (result.batches, result.visitors, result.backlog) == (4, 3, 0)
+    # One visitor a batch, in two sweeps (from the oldest entry's visitor up, then
+    # the rest), each ended by a batch that finds nothing left in its range.
+    result = sessions.stitch(auto, batch_size=1)
+    assert (result.batches, result.visitors, result.backlog) == (5, 3, 0)
+
+
+def test_stitching_starts_at_the_oldest_queued_visitor(auto, pipeline):
+    load(auto, pipeline, "a", [pv("2025-02-16 10:00:00", ip="192.0.2.1")])
+    load(auto, pipeline, "b", [pv("2025-02-16 10:00:00", ip=f"192.0.2.{n}") for n in range(2, 9)])
+    oldest = auto.execute("SELECT visitor_id FROM dirty_visitors ORDER BY id LIMIT 1").fetchone()[0]
+    sweeps = sessions._sweeps(auto)
+    assert sweeps == [(oldest, sessions.LAST_VISITOR), (sessions.FIRST_VISITOR, oldest - 1)]
+    sessions.stitch_batch(auto, batch_size=1, visitors=sweeps[0])
+    assert [row[0] for row in stored_visitors(auto)] == [oldest]
+    sessions.stitch(auto, batch_size=3)
+    assert len(assert_batch_equal(auto)) == 8
+
+
+def test_stitch_analyzes_tables_a_large_load_changed(auto, pipeline, monkeypatch):
+    def analyzed() -> dict[str, int]:  # manual ANALYZE runs (autovacuum's are counted apart)
+        rows = auto.execute("SELECT relname, analyze_count FROM pg_stat_user_tables").fetchall()
+        return dict(rows)
+
+    monkeypatch.setattr(sessions, "ANALYZE_AFTER_CHANGES", 3)
+    load(auto, pipeline, "a", [pv("2025-02-16 10:00:00", ip=f"192.0.2.{n}") for n in range(4)])
+    auto.execute("SELECT pg_stat_force_next_flush()")  # this backend's counts, now
+    before = analyzed()
+    sessions.stitch(auto)
+    after = analyzed()
+    for table in ("page_views_2025_02", "dirty_visitors"):
+        assert after[table] > before.get(table, 0), table
+    assert after["traffic_hourly"] == before["traffic_hourly"]  # not the stitcher's
+    auto.execute("SELECT pg_stat_force_next_flush()")
+    assert "public.page_views_2025_02" not in sessions.analyze_stale(auto)
 
 
 def test_stitchers_running_alongside_ingest_agree_with_a_batch_run(auto, env, pipeline):

@@ -18,7 +18,11 @@ dirty visitor it
    writes the result in place of the sessions found in step 2;
 4. recomputes the visitor's row from its sessions and deletes the claimed entries.
 
-A last statement flips can_grow on sessions the newest page view moved past.
+Batches take the queued visitors in visitor id order, sweeping from the visitor
+of the oldest entry up and then from the lowest id, so that each batch reads and
+writes one stretch of the (visitor-ordered) indexes instead of all of them. A
+last statement flips can_grow on sessions the newest page view moved past.
+Before each batch, tables whose statistics a large load made stale are analysed.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from datetime import timedelta
 
 import psycopg
 
-DEFAULT_BATCH_SIZE = 20_000
+DEFAULT_BATCH_SIZE = 50_000
+FIRST_VISITOR, LAST_VISITOR = -(2**63), 2**63 - 1  # visitor ids are any bigint
 
 # What a session takes from its first page view.
 ENTRY_COLUMNS = (
@@ -67,13 +72,16 @@ def _list(template: str, columns: tuple[str, ...]) -> str:
 # database's collation.
 _ORDER = 'ts, request_id COLLATE "C", file_id'
 
-# session_id_for(visitor, ts) sorts by visitor, then start: a visitor's sessions
-# are one range of the primary key. Per-visitor lookups are LATERAL aggregates,
-# which the planner cannot flatten, so they stay index probes whatever it
-# estimates for the CTEs.
+# Per-visitor lookups are LATERAL aggregates, which the planner cannot flatten, so
+# they stay index probes whatever it estimates for the CTEs. They are equalities
+# on visitor_id (sessions_visitor, page_views_visitor_ts), estimated at a few rows
+# however large the tables: the statement's estimated cost stays far below
+# jit_above_cost, whose compilation would cost more than a batch.
 _BATCH = f"""
 WITH picked AS (
-    SELECT visitor_id FROM dirty_visitors ORDER BY id LIMIT %(batch_size)s
+    SELECT visitor_id FROM dirty_visitors
+    WHERE visitor_id BETWEEN %(first_visitor)s AND %(last_visitor)s
+    ORDER BY visitor_id LIMIT %(batch_size)s
     FOR UPDATE SKIP LOCKED
 ), entries AS (
     -- Every queued entry of the picked visitors, and whether this statement holds it.
@@ -83,7 +91,10 @@ WITH picked AS (
         SELECT x.ctid AS entry FROM dirty_visitors x WHERE x.ctid = d.ctid
         FOR UPDATE SKIP LOCKED
     ) AS mine ON true
-    WHERE d.visitor_id = ANY(ARRAY(SELECT DISTINCT visitor_id FROM picked))
+    -- Picked in visitor order: the visitors from the first to the last picked one
+    -- are the picked ones and those all of whose entries others hold. (A range,
+    -- not = ANY(picked): a sequential scan tests each row against the whole array.)
+    WHERE d.visitor_id BETWEEN %(first_visitor)s AND (SELECT max(visitor_id) FROM picked)
 ), claimed AS (
     -- Only visitors all of whose entries this statement holds: an entry that is
     -- visible but could not be locked belongs to a stitcher busy with the visitor.
@@ -111,9 +122,7 @@ WITH picked AS (
             SELECT session_id, started_at, ended_at, page_views,
                    ended_at > c.first_ts - %(timeout)s
                    AND started_at < c.last_ts + %(timeout)s AS old
-            FROM sessions
-            WHERE session_id BETWEEN session_id_for(c.visitor_id, 'epoch')
-                                 AND session_id_for(c.visitor_id, 'infinity')
+            FROM sessions WHERE visitor_id = c.visitor_id
         ) AS stored
     ) AS s
 ), views AS (
@@ -181,12 +190,12 @@ WITH picked AS (
 ), done AS (
     -- The entries of claimed visitors this statement sees are the ones it locked.
     DELETE FROM dirty_visitors
-    WHERE visitor_id = ANY(ARRAY(SELECT visitor_id FROM claimed))
+    WHERE ctid = ANY(ARRAY(SELECT entry FROM entries JOIN claimed USING (visitor_id)))
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM picked), (SELECT count(*) FROM claimed),
        (SELECT coalesce(sum(page_views), 0) FROM fresh), (SELECT count(*) FROM inserted),
-       (SELECT count(*) FROM removed)
+       (SELECT count(*) FROM removed), (SELECT max(visitor_id) FROM picked)
 """
 
 # Sessions whose can_grow is wrong for the horizon (the newest page view minus the
@@ -226,6 +235,7 @@ class BatchResult:
     page_views: int  # page views read
     sessions_written: int  # sessions inserted or changed
     sessions_removed: int  # sessions merged away or left without page views
+    last_visitor: int | None  # the highest visitor id picked
 
 
 @dataclass
@@ -245,14 +255,24 @@ class StitchResult:
 
 
 def stitch_batch(
-    conn: psycopg.Connection, timeout_minutes: int = 30, batch_size: int = DEFAULT_BATCH_SIZE
+    conn: psycopg.Connection,
+    timeout_minutes: int = 30,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    visitors: tuple[int, int] = (FIRST_VISITOR, LAST_VISITOR),
 ) -> BatchResult:
-    """Stitch the visitors of the next batch_size queue entries that no other
-    stitcher holds, in one statement. Outside a transaction it commits on its own;
-    inside one, rolling back undoes it and leaves the entries queued."""
+    """Stitch the visitors of the first batch_size queue entries, in visitor order
+    from visitors[0] up to visitors[1], that no other stitcher holds, in one
+    statement. Outside a transaction it commits on its own; inside one, rolling
+    back undoes it and leaves the entries queued."""
     with conn.transaction():
         row = conn.execute(
-            _BATCH, {"batch_size": batch_size, "timeout": timedelta(minutes=timeout_minutes)}
+            _BATCH,
+            {
+                "batch_size": batch_size,
+                "timeout": timedelta(minutes=timeout_minutes),
+                "first_visitor": visitors[0],
+                "last_visitor": visitors[1],
+            },
         ).fetchone()
     return BatchResult(*row)
 
@@ -283,6 +303,50 @@ def backlog_and_age(conn: psycopg.Connection) -> tuple[int, float]:
     return count, round(float(age), 3)
 
 
+# Tables whose statistics the stitcher's plans depend on, and when to refresh
+# them: after as many changes as rows they had when last analysed (autovacuum
+# waits for a tenth, but only gets there after a minute or more, and a
+# catch-up grows sessions from nothing to millions in one run).
+_STALE = """
+SELECT format('%%I.%%I', s.schemaname, s.relname)
+FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+WHERE (c.oid IN ('sessions'::regclass, 'visitors'::regclass, 'dirty_visitors'::regclass)
+       OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'page_views'::regclass))
+  AND s.n_mod_since_analyze >= greatest(%(changes)s, c.reltuples)
+ORDER BY 1
+"""
+ANALYZE_AFTER_CHANGES = 50_000
+
+
+def analyze_stale(conn: psycopg.Connection) -> list[str]:
+    """ANALYZE the page_views partitions, sessions, visitors and the queue where
+    the rows changed since their last ANALYZE outnumber those then counted (and
+    at least ANALYZE_AFTER_CHANGES), so that plans follow a large load at once;
+    returns the tables analysed. Tables another session is vacuuming or
+    analysing are skipped (autovacuum is on them already)."""
+    with conn.transaction():
+        stale = [
+            row[0] for row in conn.execute(_STALE, {"changes": ANALYZE_AFTER_CHANGES}).fetchall()
+        ]
+        if stale:
+            conn.execute(f"ANALYZE (SKIP_LOCKED) {', '.join(stale)}")
+    return stale
+
+
+def _sweeps(conn: psycopg.Connection) -> list[tuple[int, int]]:
+    """Visitor id ranges to go through, in this order: from the visitor of the
+    oldest queue entry up, then from the lowest id to there. Batches in visitor
+    order read and write the indexes of page_views, sessions and visitors in
+    order, one stretch after the other, instead of all over them each batch (the
+    page views themselves lie in time order); starting at the oldest entry
+    serves every visitor within a sweep."""
+    with conn.transaction():
+        row = conn.execute("SELECT visitor_id FROM dirty_visitors ORDER BY id LIMIT 1").fetchone()
+    if row is None:
+        return []
+    return [(row[0], LAST_VISITOR), (FIRST_VISITOR, row[0] - 1)]
+
+
 def stitch(
     conn: psycopg.Connection,
     timeout_minutes: int = 30,
@@ -295,19 +359,26 @@ def stitch(
     started = time.perf_counter()
     result = StitchResult()
     slowest = 0.0
-    while True:
+    analyze_stale(conn)
+    sweeps = _sweeps(conn)
+    while sweeps:
+        if result.batches:
+            analyze_stale(conn)
         elapsed = time.perf_counter() - started
         if time_budget_s is not None and elapsed + 1.5 * slowest > time_budget_s:
             break
-        batch = stitch_batch(conn, timeout_minutes, batch_size)
+        first, last = sweeps[0]
+        batch = stitch_batch(conn, timeout_minutes, batch_size, (first, last))
         slowest = max(slowest, time.perf_counter() - started - elapsed)
         result.batches += 1
         result.visitors += batch.visitors
         result.page_views += batch.page_views
         result.sessions_written += batch.sessions_written
         result.sessions_removed += batch.sessions_removed
-        if batch.visitors == 0 or batch.picked < batch_size:
-            break
+        if batch.picked < batch_size or batch.last_visitor == last:
+            sweeps.pop(0)
+        else:
+            sweeps[0] = (batch.last_visitor + 1, last)
     result.sessions_closed = update_can_grow(conn, timeout_minutes)
     result.backlog, result.backlog_age_s = backlog_and_age(conn)
     result.seconds = round(time.perf_counter() - started, 3)
