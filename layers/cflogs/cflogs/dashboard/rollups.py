@@ -1,0 +1,108 @@
+"""The dashboard's daily rollups (migration 0009). Ingest calls replace_file once
+per loaded object; sessions are rolled up by triggers on the sessions table, so
+every statement that writes sessions keeps daily_sessions exact."""
+
+from __future__ import annotations
+
+import psycopg
+
+from ..parser import decode
+from ..values import TEXT_LIMITS, clean_text
+
+# The object's old share leaves, its new share (from its page views, just copied)
+# comes in, and the difference is added to the rollup in key order (so concurrent
+# loads lock rollup rows in the same order). Returns the keys left at zero.
+_PAGE_VIEWS = """
+WITH old AS (
+    DELETE FROM file_page_views WHERE file_id = %(file)s
+    RETURNING dimension, day, host, value, label, -page_views AS page_views, -bytes AS bytes,
+              -time_taken AS time_taken, -timed AS timed
+), new AS (
+    SELECT d.dimension, (p.ts AT TIME ZONE 'UTC')::date AS day, p.host, d.value,
+           max(d.label) AS label, count(*) AS page_views, coalesce(sum(p.bytes), 0) AS bytes,
+           coalesce(sum(p.time_taken), 0)::float8 AS time_taken, count(p.time_taken) AS timed
+    FROM page_views p CROSS JOIN LATERAL page_view_dimensions(p) AS d
+    WHERE p.file_id = %(file)s
+    GROUP BY 1, 2, 3, 4
+    UNION ALL
+    SELECT 'not_found', day, host, path, NULL, sum(requests), 0, 0, 0
+    FROM unnest(%(days)s::date[], %(hosts)s::text[], %(paths)s::text[], %(requests)s::bigint[])
+         AS missing (day, host, path, requests)
+    GROUP BY 2, 3, 4
+), kept AS (
+    INSERT INTO file_page_views SELECT %(file)s, * FROM new
+), delta AS (
+    SELECT dimension, day, host, value, max(label) AS label, sum(page_views) AS page_views,
+           sum(bytes) AS bytes, sum(time_taken) AS time_taken, sum(timed) AS timed
+    FROM (SELECT * FROM old UNION ALL SELECT * FROM new) AS changes
+    GROUP BY 1, 2, 3, 4
+    HAVING sum(page_views) <> 0 OR sum(bytes) <> 0 OR sum(timed) <> 0
+)
+INSERT INTO daily_page_views AS t SELECT * FROM delta ORDER BY 1, 2, 3, 4
+ON CONFLICT (dimension, day, host, value) DO UPDATE SET
+    label = coalesce(excluded.label, t.label), page_views = t.page_views + excluded.page_views,
+    bytes = t.bytes + excluded.bytes, time_taken = t.time_taken + excluded.time_taken,
+    timed = t.timed + excluded.timed
+RETURNING dimension, day, host, value, page_views
+"""
+
+_VISITOR_DAYS = """
+WITH old AS (
+    DELETE FROM file_visitor_days WHERE file_id = %(file)s
+    RETURNING day, host, visitor_id, -page_views AS page_views
+), new AS (
+    SELECT (ts AT TIME ZONE 'UTC')::date AS day, host, visitor_id, count(*) AS page_views
+    FROM page_views WHERE file_id = %(file)s AND NOT is_bot GROUP BY 1, 2, 3
+), kept AS (
+    INSERT INTO file_visitor_days SELECT %(file)s, * FROM new
+), delta AS (
+    SELECT day, host, visitor_id, sum(page_views) AS page_views
+    FROM (SELECT * FROM old UNION ALL SELECT * FROM new) AS changes
+    GROUP BY 1, 2, 3 HAVING sum(page_views) <> 0
+)
+INSERT INTO visitor_days AS t SELECT * FROM delta ORDER BY 1, 2, 3
+ON CONFLICT (day, host, visitor_id) DO UPDATE SET page_views = t.page_views + excluded.page_views
+RETURNING day, host, visitor_id, page_views
+"""
+
+
+def replace_file(conn: psycopg.Connection, file_id: int, not_found: dict[tuple, int]) -> None:
+    """Swap the object's share of daily_page_views and visitor_days for what its
+    page views hold now (in the caller's transaction, after they were copied).
+    `not_found`: the object's requests answered 404, by (date, host, path) as
+    logged; they are no page views, so ingest counts them as it reads."""
+    missing = [
+        (date, clean_text(host, TEXT_LIMITS["host"]), clean_text(decode(path), TEXT_LIMITS["path"]))
+        + (count,)
+        for (date, host, path), count in not_found.items()
+    ]
+    days, hosts, paths, requests = (
+        (list(c) for c in zip(*missing, strict=True)) if missing else ([], [], [], [])
+    )
+    params = {"file": file_id, "days": days, "hosts": hosts, "paths": paths, "requests": requests}
+    emptied = [row[:4] for row in conn.execute(_PAGE_VIEWS, params) if row[4] == 0]
+    if emptied:
+        conn.execute(
+            """DELETE FROM daily_page_views t
+               USING unnest(%s::text[], %s::date[], %s::text[], %s::text[])
+                     AS z (dimension, day, host, value)
+               WHERE (t.dimension, t.day, t.host, t.value) = (z.dimension, z.day, z.host, z.value)
+                 AND t.page_views = 0""",
+            [list(column) for column in zip(*emptied, strict=True)],
+        )
+    gone = [row[:3] for row in conn.execute(_VISITOR_DAYS, {"file": file_id}) if row[3] == 0]
+    if gone:
+        conn.execute(
+            """DELETE FROM visitor_days t
+               USING unnest(%s::date[], %s::text[], %s::bigint[]) AS z (day, host, visitor_id)
+               WHERE (t.day, t.host, t.visitor_id) = (z.day, z.host, z.visitor_id)
+                 AND t.page_views = 0""",
+            [list(column) for column in zip(*gone, strict=True)],
+        )
+
+
+def rebuild(conn: psycopg.Connection, shares: bool = True) -> None:
+    """Compute every rollup afresh from page_views and sessions (see
+    dashboard_rebuild in 0009_dashboard.sql)."""
+    with conn.transaction():
+        conn.execute("SELECT dashboard_rebuild(%s)", (shares,))
