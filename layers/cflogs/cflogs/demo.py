@@ -2,12 +2,13 @@
 is put into an in-process S3 (moto's server mode), beside a GeoIP City database
 for the generated addresses (GEOIP_DB_S3_URI); each put fires the real ingest
 handler with a real S3 event, as the bucket notification would; the stitch handler
-runs with its schedule event; the report is printed, written as HTML, and checked
-against the generator's ground truth."""
+runs with its schedule event; the dashboard's figures are checked against the
+generator's ground truth, and the demo ends saying how to open the dashboard."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from urllib.parse import quote_plus
 
 from . import aws, db, generate, geodb, report
 from .config import Settings
+from .dashboard import render
 from .invoke import Functions, read_event
 
 BUCKET = "cflogs-demo-logs"
@@ -59,6 +61,8 @@ def _environment(**values: str):
 def _in_process_s3():
     """moto's S3 server on a free loopback port, with boto3 pointed at it."""
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -127,19 +131,17 @@ def run(
         with conn, _in_process_s3() as s3:
             _load_and_stitch(root, data_dir, truth, s3, console)
             found = report.build(conn)
+            cards = found[0].cards
             unlocated = conn.execute(
                 "SELECT count(*) FROM page_views WHERE country_code IS NULL"
             ).fetchone()[0]
         db.close_shared_connection()  # the handlers' connection, as Lambda would drop it
 
-    report.print_report(found, console)
-    if html_path:
-        html_path.write_text(report.render_html(found))
-        console.print(f"HTML report: [bold]{html_path.resolve()}[/bold]")
+    report.print_report(found, console, tables=False)
     checks = {
-        "human page views": (found.totals["page views"], truth.human_page_views),
-        "human visitors": (found.totals["visitors"], truth.human_visitors),
-        "sessions": (found.totals["sessions"], truth.sessions),
+        "human page views": (cards["page views"], truth.human_page_views),
+        "human visitors": (cards["visitors"], truth.human_visitors),
+        "sessions": (cards["sessions"], truth.sessions),
         "page views without a country": (unlocated, 0),
     }
     table = Table(title="checked against the generator's ground truth")
@@ -149,7 +151,19 @@ def run(
         mark = "[green]ok[/green]" if got == expected else "[red]differs[/red]"
         table.add_row(name, f"{got:,}", f"{expected:,}", mark)
     console.print(table)
-    console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
+    if html_path:
+        html_path.write_text(render.static_report(found))
+    console.print(
+        f"demo finished in {time.perf_counter() - started:.1f} s; its database: {data_dir / 'pg'}"
+    )
+    console.print(
+        "Open the dashboard on the demo's data: [bold]make serve[/bold] (or "
+        "[bold].venv/bin/cflogs serve[/bold]), then http://127.0.0.1:8080/"
+    )
+    console.print(
+        "In the terminal: [bold].venv/bin/cflogs report[/bold] (--json for scripts)"
+        + (f"; one HTML file: {html_path}" if html_path else "")
+    )
     return checks
 
 
