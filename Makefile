@@ -8,7 +8,8 @@ export SAM_CLI_TELEMETRY := 0
 EVENT  ?= events/s3-put.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install test fuzz lint validate build demo invoke sam-invoke bench clean
+.PHONY: help install test test-slow fuzz lint validate build demo serve invoke sam-invoke bench \
+	bench-dashboard clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +24,9 @@ install: $(STAMP) ## make .venv with cflogs (editable) and the dev tools
 
 test: $(STAMP) ## run the test suite (DATABASE_URL, or an embedded PostgreSQL)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP) ## the slow end-to-end tests (browser, long loads); .ci/run runs them
+	$(BIN)/pytest -q -m slow $(PYTEST_ARGS)
 
 fuzz: $(STAMP) ## the load fuzzed long, with a fresh seed: make fuzz EXAMPLES=5000
 	CFLOGS_FUZZ_EXAMPLES=$(or $(EXAMPLES),3000) CFLOGS_FUZZ_RANDOM=1 $(BIN)/pytest -q -s tests/test_fuzz.py
@@ -40,6 +44,9 @@ build: $(STAMP) ## sam build: layer with aarch64 cp313 wheels, no Docker needed
 demo: $(STAMP) ## the whole pipeline locally on a generated week of logs; writes report.html
 	$(BIN)/cflogs demo
 
+serve: $(STAMP) ## the dashboard on http://127.0.0.1:8080 (the demo's data until you load your own)
+	$(BIN)/cflogs serve $(if $(PORT),--port $(PORT))
+
 invoke: $(STAMP) ## run a handler in-process: make invoke FN=IngestFunction EVENT=events/s3-put.json
 	$(BIN)/cflogs invoke $(FN) $(EVENT)
 
@@ -51,6 +58,9 @@ sam-invoke: $(STAMP) ## sam local invoke (needs Docker) with env.json: make sam-
 bench: $(STAMP) ## the DESIGN.md figures: ingest, parse+enrich, stitch, RSS, cold start
 	$(BIN)/python -m cflogs.bench
 	$(BIN)/python -m cflogs.bench_stitch
+
+bench-dashboard: $(STAMP) ## dashboard latency on 10M synthetic page views: make bench-dashboard ROWS=...
+	$(BIN)/python -m cflogs.dashboard.bench $(if $(ROWS),--page-views $(ROWS))
 
 clean: ## remove build output (the data folder, ~/.local/share/cflogs, stays)
 	rm -rf .aws-sam build

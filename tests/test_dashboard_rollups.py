@@ -22,6 +22,12 @@ ROLLUPS = {
     "visitor_days": "SELECT * FROM visitor_days",
     "daily_sessions": "SELECT dimension, day, host, value, sessions, bounces,"
     " round(duration::numeric, 3), page_views FROM daily_sessions",
+    # (rows at zero may stay in the monthly tables)
+    "monthly_page_views": "SELECT dimension, day, host, value, page_views, bytes, timed"
+    " FROM monthly_page_views WHERE page_views <> 0",
+    "monthly_sessions": "SELECT dimension, day, host, value, sessions, bounces, page_views"
+    " FROM monthly_sessions WHERE sessions <> 0",
+    "daily_traffic": "SELECT * FROM daily_traffic",
 }
 
 

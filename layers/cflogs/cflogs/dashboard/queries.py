@@ -5,7 +5,8 @@ filters every figure comes from the rollups. A filter (dimension = value, clicke
 in a table) is answered from page_views and sessions of the range instead, through
 the same dimension functions the rollups are built with, so the rules are the same.
 Cards and the time series are exact in any time zone (the rollups keep the hour
-of day); tables and visitors count the UTC days that overlap the range.
+of day); tables, visitors and delivery count the UTC days that overlap the range.
+Tables read whole months of a range from the monthly rollups.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ PAGE_VIEW_DIMENSIONS = frozenset(
 SESSION_DIMENSIONS = frozenset(
     ("entry", "exit", "category", "source", "campaign", "device", "browser", "os", "country")
 )
-TRAFFIC_DIMENSIONS = {"edge": "edge"}  # filter dimension -> traffic_hourly column
+TRAFFIC_DIMENSIONS = {"edge": "edge"}  # filter dimension -> daily_traffic column
 
 
 @dataclass(frozen=True)
@@ -161,24 +162,44 @@ _HOST = " AND host = %(host)s"
 
 
 def _filter_clause(function: str, filters, params: dict) -> str:
+    """`function` (with {} for the dimension) equal to each filter's value. The
+    dimension is a literal (one of the known names), so the CASE folds to one
+    expression."""
     clauses = []
     for i, (dimension, value) in enumerate(filters):
-        params[f"fd{i}"], params[f"fv{i}"] = dimension, value
-        clauses.append(
-            f" AND EXISTS (SELECT 1 FROM {function} AS f"
-            f" WHERE f.dimension = %(fd{i})s AND f.value = %(fv{i})s)"
-        )
+        if dimension not in PAGE_VIEW_DIMENSIONS | SESSION_DIMENSIONS:
+            raise ValueError(f"unknown dimension {dimension!r}")
+        params[f"fv{i}"] = value
+        clauses.append(f" AND {function.format(repr(dimension))} = %(fv{i})s")
     return "".join(clauses)
 
 
-def _page_views(query: Query, params: dict) -> str | None:
-    """daily_page_views, or its rows computed from the range's page views when
-    filtered; None when a filter is not a page view's dimension."""
+def _by_month(table: str, params: dict) -> str:
+    """The rows of daily_TABLE, with those of the whole months of the range from
+    monthly_TABLE instead: a year is 12 rows per value, not 365."""
+    first, last = params["first"], params["last"]
+    start = first if first.day == 1 else (first.replace(day=28) + timedelta(4)).replace(day=1)
+    end = (last + timedelta(1)).replace(day=1)  # the first day after the last whole month
+    if (last + timedelta(1)).day != 1:
+        end = last.replace(day=1)
+    if start >= end:
+        return f"daily_{table}"
+    params["month_start"], params["month_end"] = start, end
+    return f"""(SELECT * FROM daily_{table} WHERE day < %(month_start)s
+                UNION ALL SELECT * FROM monthly_{table}
+                          WHERE day >= %(month_start)s AND day < %(month_end)s
+                UNION ALL SELECT * FROM daily_{table} WHERE day >= %(month_end)s) AS rolled"""
+
+
+def _page_views(query: Query, params: dict, whole_months: bool = False) -> str | None:
+    """daily_page_views (with monthly rows for whole months: tables only), or its
+    rows computed from the range's page views when filtered; None when a filter
+    is not a page view's dimension."""
     if not query.filters:
-        return "daily_page_views"
+        return _by_month("page_views", params) if whole_months else "daily_page_views"
     if any(d not in PAGE_VIEW_DIMENSIONS for d, _ in query.filters):
         return None
-    where = _filter_clause("page_view_dimensions(p)", query.filters, params)
+    where = _filter_clause("page_view_dimension(p, {})", query.filters, params)
     return f"""(SELECT d.dimension, (p.ts AT TIME ZONE 'UTC')::date AS day, p.host, d.value,
                        d.label, 1 AS page_views, coalesce(p.bytes, 0) AS bytes,
                        coalesce(p.time_taken, 0) AS time_taken,
@@ -195,12 +216,12 @@ _SESSION_ARGS = (
 )
 
 
-def _sessions(query: Query, params: dict) -> str | None:
+def _sessions(query: Query, params: dict, whole_months: bool = False) -> str | None:
     if not query.filters:
-        return "daily_sessions"
+        return _by_month("sessions", params) if whole_months else "daily_sessions"
     if any(d not in SESSION_DIMENSIONS for d, _ in query.filters):
         return None
-    where = _filter_clause(f"session_dimensions({_SESSION_ARGS})", query.filters, params)
+    where = _filter_clause(f"session_dimension({{}}, {_SESSION_ARGS})", query.filters, params)
     return f"""(SELECT d.dimension, (s.started_at AT TIME ZONE 'UTC')::date AS day, s.host,
                        d.value, 1 AS sessions, (s.page_views = 1)::int AS bounces,
                        extract(epoch FROM s.duration) AS duration, s.page_views
@@ -267,7 +288,7 @@ def _visitors(conn: psycopg.Connection, query: Query, params: dict) -> int:
     if not query.filters:
         sql = f"SELECT count(DISTINCT visitor_id) FROM visitor_days WHERE {_days(query)}"
     else:
-        where = _filter_clause("page_view_dimensions(p)", query.filters, params)
+        where = _filter_clause("page_view_dimension(p, {})", query.filters, params)
         sql = f"""SELECT count(DISTINCT visitor_id) FROM page_views p
                   WHERE NOT is_bot AND ts >= %(start)s AT TIME ZONE 'UTC'
                     AND ts < %(end)s AT TIME ZONE 'UTC'
@@ -305,54 +326,68 @@ def series(conn: psycopg.Connection, query: Query) -> list[tuple]:
     return found
 
 
-def table(conn: psycopg.Connection, query: Query, name: str, limit: int | None = TOP):
-    """The rows of one table: (value, label, *figures of its columns); None when a
-    filter does not apply to its source."""
+def table(
+    conn: psycopg.Connection,
+    query: Query,
+    name: str,
+    limit: int | None = TOP,
+    cache: dict | None = None,
+):
+    """The rows of one table: (value, label, *figures of its columns), sorted by
+    its figure; None when a filter does not apply to its source. Tables of the
+    same dimension (top and slowest pages) share one query through `cache`."""
     spec = TABLES[name]
-    params = query.params()
-    params["dimension"], params["limit"] = spec.dimension, limit
+    cache = {} if cache is None else cache
+    key = (spec.source, spec.dimension)
+    if key not in cache:
+        cache[key] = _aggregate(conn, query, spec.source, spec.dimension)
+    rows = cache[key]
+    if rows is None:
+        return None
     figures = FIGURES[spec.source]
-    order = figures.index(spec.order if spec.order != "1" else spec.columns[0]) + 3
-    having = ""
-    if spec.source == "pv":
-        source = _page_views(query, params)
-        if source is None or (spec.dimension == "not_found" and query.filters):
+    if spec.order == "seconds":
+        rows = [row for row in rows if row[-1] >= SLOW_MIN_VIEWS]
+    by = figures.index(spec.order if spec.order != "1" else spec.columns[0]) + 2
+    rows = sorted(rows, key=lambda row: (row[by] is None, -(row[by] or 0), row[0]))
+    picked = [figures.index(column) + 2 for column in spec.columns]
+    return [(row[0], row[1], *(row[i] for i in picked)) for row in rows[:limit]]
+
+
+def _aggregate(conn: psycopg.Connection, query: Query, source: str, dimension: str):
+    """Every value of a dimension in the range with the source's FIGURES (and,
+    for page views, the number of timed ones last)."""
+    params = query.params()
+    params["dimension"] = dimension
+    if source == "pv":
+        rows = _page_views(query, params, whole_months=True)
+        if rows is None or (dimension == "not_found" and query.filters):
             return None
-        if spec.order == "seconds":
-            having = f" HAVING sum(timed) >= {SLOW_MIN_VIEWS}"
         sql = f"""SELECT value, max(label), sum(page_views),
                          round(100.0 * sum(page_views) / sum(sum(page_views)) OVER (), 1),
-                         sum(bytes), round((sum(time_taken) / nullif(sum(timed), 0))::numeric, 3)
-                  FROM {source} WHERE dimension = %(dimension)s AND {_days(query)}
-                  GROUP BY value {having}"""
-    elif spec.source == "sessions":
-        source = _sessions(query, params)
-        if source is None:
+                         sum(bytes), round((sum(time_taken) / nullif(sum(timed), 0))::numeric, 3),
+                         sum(timed)
+                  FROM {rows} WHERE dimension = %(dimension)s AND {_days(query)}
+                  GROUP BY value HAVING sum(page_views) > 0"""
+    elif source == "sessions":
+        rows = _sessions(query, params, whole_months=True)
+        if rows is None:
             return None
         sql = f"""SELECT value, NULL, sum(sessions),
                          round(100.0 * sum(sessions) / sum(sum(sessions)) OVER (), 1),
                          round(sum(bounces)::numeric / sum(sessions), 3),
                          round(sum(duration)::numeric / sum(sessions)),
                          round(sum(page_views)::numeric / sum(sessions), 2)
-                  FROM {source} WHERE dimension = %(dimension)s AND {_days(query)}
+                  FROM {rows} WHERE dimension = %(dimension)s AND {_days(query)}
                   GROUP BY value HAVING sum(sessions) > 0"""
     else:
         where = _traffic_filter(query, params)
         if where is None:
             return None
-        sql = f"""SELECT {spec.dimension}, NULL, sum(requests),
+        sql = f"""SELECT {dimension}, NULL, sum(requests),
                          round(100.0 * sum(requests) / sum(sum(requests)) OVER (), 1),
                          sum(bytes), round(sum(hits)::numeric / nullif(sum(requests), 0), 3)
-                  FROM traffic_hourly
-                  WHERE hour >= %(start)s AT TIME ZONE 'UTC' AND hour < %(end)s AT TIME ZONE 'UTC'
-                  {_HOST if query.host else ""} {where} GROUP BY 1"""
-    sql += f" ORDER BY {order} DESC NULLS LAST, 1"
-    if limit is not None:
-        sql += " LIMIT %(limit)s"
-    picked = [figures.index(column) + 2 for column in spec.columns]
-    return [
-        (row[0], row[1], *(_number(row[i]) for i in picked)) for row in conn.execute(sql, params)
-    ]
+                  FROM daily_traffic WHERE {_days(query)} {where} GROUP BY 1"""
+    return [tuple(_number(v) for v in row) for row in conn.execute(sql, params)]
 
 
 def delivery(conn: psycopg.Connection, query: Query) -> dict | None:
@@ -363,9 +398,7 @@ def delivery(conn: psycopg.Connection, query: Query) -> dict | None:
         return None
     requests, sent, hits = conn.execute(
         f"""SELECT coalesce(sum(requests), 0), coalesce(sum(bytes), 0), sum(hits)
-            FROM traffic_hourly
-            WHERE hour >= %(start)s AT TIME ZONE 'UTC' AND hour < %(end)s AT TIME ZONE 'UTC'
-            {_HOST if query.host else ""} {where}""",
+            FROM daily_traffic WHERE {_days(query)} {where}""",
         params,
     ).fetchone()
     return {
@@ -434,8 +467,9 @@ def view(conn: psycopg.Connection, name: str, query: Query, limit: int | None = 
         found.previous_series = series(conn, query.previous())
         if name == "delivery":
             found.delivery = delivery(conn, query)
+        cache: dict = {}
         for table_name in VIEWS[name][1]:
-            found.tables[table_name] = table(conn, query, table_name, limit)
+            found.tables[table_name] = table(conn, query, table_name, limit, cache)
     return found
 
 

@@ -12,7 +12,11 @@ from ..values import TEXT_LIMITS, clean_text
 # The object's old share leaves, its new share (from its page views, just copied)
 # comes in, and the difference is added to the rollup in key order (so concurrent
 # loads lock rollup rows in the same order). Returns the keys left at zero.
-_PAGE_VIEWS = """
+_ADD = """
+    label = coalesce(excluded.label, t.label), page_views = t.page_views + excluded.page_views,
+    bytes = t.bytes + excluded.bytes, time_taken = t.time_taken + excluded.time_taken,
+    timed = t.timed + excluded.timed"""
+_PAGE_VIEWS = f"""
 WITH old AS (
     DELETE FROM file_page_views WHERE file_id = %(file)s
     RETURNING dimension, day, host, value, label, -page_views AS page_views, -bytes AS bytes,
@@ -37,12 +41,15 @@ WITH old AS (
     FROM (SELECT * FROM old UNION ALL SELECT * FROM new) AS changes
     GROUP BY 1, 2, 3, 4
     HAVING sum(page_views) <> 0 OR sum(bytes) <> 0 OR sum(timed) <> 0
+), monthly AS (
+    INSERT INTO monthly_page_views AS t
+    SELECT dimension, date_trunc('month', day)::date, host, value, max(label), sum(page_views),
+           sum(bytes), sum(time_taken), sum(timed)
+    FROM delta GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (dimension, day, host, value) DO UPDATE SET {_ADD}
 )
 INSERT INTO daily_page_views AS t SELECT * FROM delta ORDER BY 1, 2, 3, 4
-ON CONFLICT (dimension, day, host, value) DO UPDATE SET
-    label = coalesce(excluded.label, t.label), page_views = t.page_views + excluded.page_views,
-    bytes = t.bytes + excluded.bytes, time_taken = t.time_taken + excluded.time_taken,
-    timed = t.timed + excluded.timed
+ON CONFLICT (dimension, day, host, value) DO UPDATE SET {_ADD}
 RETURNING dimension, day, host, value, page_views
 """
 
@@ -65,10 +72,34 @@ ON CONFLICT (day, host, visitor_id) DO UPDATE SET page_views = t.page_views + ex
 RETURNING day, host, visitor_id, page_views
 """
 
+_TRAFFIC = """
+WITH old AS (
+    DELETE FROM file_daily_traffic WHERE file_id = %(file)s
+    RETURNING day, host, edge, status_class, kind, -requests AS requests, -bytes AS bytes,
+              -hits AS hits
+), new AS (
+    SELECT (hour AT TIME ZONE 'UTC')::date AS day, host, edge, status_class, kind,
+           sum(requests) AS requests, sum(bytes) AS bytes, sum(hits) AS hits
+    FROM file_traffic WHERE file_id = %(file)s GROUP BY 1, 2, 3, 4, 5
+), kept AS (
+    INSERT INTO file_daily_traffic SELECT %(file)s, * FROM new
+), delta AS (
+    SELECT day, host, edge, status_class, kind, sum(requests) AS requests, sum(bytes) AS bytes,
+           sum(hits) AS hits
+    FROM (SELECT * FROM old UNION ALL SELECT * FROM new) AS changes
+    GROUP BY 1, 2, 3, 4, 5 HAVING sum(requests) <> 0 OR sum(bytes) <> 0 OR sum(hits) <> 0
+)
+INSERT INTO daily_traffic AS t SELECT * FROM delta ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT (day, host, edge, status_class, kind) DO UPDATE SET
+    requests = t.requests + excluded.requests, bytes = t.bytes + excluded.bytes,
+    hits = t.hits + excluded.hits
+RETURNING day, host, edge, status_class, kind, requests
+"""
+
 
 def replace_file(conn: psycopg.Connection, file_id: int, not_found: dict[tuple, int]) -> None:
-    """Swap the object's share of daily_page_views and visitor_days for what its
-    page views hold now (in the caller's transaction, after they were copied).
+    """Swap the object's share of the page view rollups, visitor_days and
+    daily_traffic for what its page views and file_traffic rows hold now (in the caller's transaction, after they were copied).
     `not_found`: the object's requests answered 404, by (date, host, path) as
     logged; they are no page views, so ingest counts them as it reads."""
     missing = [
@@ -88,6 +119,17 @@ def replace_file(conn: psycopg.Connection, file_id: int, not_found: dict[tuple, 
                      AS z (dimension, day, host, value)
                WHERE (t.dimension, t.day, t.host, t.value) = (z.dimension, z.day, z.host, z.value)
                  AND t.page_views = 0""",
+            [list(column) for column in zip(*emptied, strict=True)],
+        )
+    emptied = [row[:5] for row in conn.execute(_TRAFFIC, {"file": file_id}) if row[5] == 0]
+    if emptied:
+        conn.execute(
+            """DELETE FROM daily_traffic t
+               USING unnest(%s::date[], %s::text[], %s::text[], %s::text[], %s::text[])
+                     AS z (day, host, edge, status_class, kind)
+               WHERE (t.day, t.host, t.edge, t.status_class, t.kind)
+                     = (z.day, z.host, z.edge, z.status_class, z.kind)
+                 AND t.requests = 0""",
             [list(column) for column in zip(*emptied, strict=True)],
         )
     gone = [row[:3] for row in conn.execute(_VISITOR_DAYS, {"file": file_id}) if row[3] == 0]

@@ -4,41 +4,74 @@
 -- ('00'..'23', UTC), which lets the time series and other time zones work from
 -- the same rows.
 
--- The dimensions of one page view. Human ones are NULL for a bot's page view and
--- the other way round; NULL values are not counted. The dashboard filters with the
--- same function, so filtered and unfiltered figures follow the same rules.
+-- The value of one dimension of a page view, NULL when it has none (not counted).
+-- Human dimensions are NULL for a bot's page view and the other way round. With
+-- a constant `dimension` the CASE folds to one expression: the dashboard filters
+-- with it, so filtered and unfiltered figures follow the same rules.
+CREATE FUNCTION page_view_dimension(p page_views, dimension text) RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE WHEN p.is_bot THEN CASE dimension
+        WHEN 'bot' THEN coalesce(p.bot_name, p.browser, '(unknown)')
+        WHEN 'bot_total' THEN '' END
+    ELSE CASE dimension
+        WHEN 'total' THEN ''
+        WHEN 'hour' THEN to_char(p.ts AT TIME ZONE 'UTC', 'HH24')
+        WHEN 'page' THEN p.path
+        WHEN 'status' THEN p.status::text
+        WHEN 'device' THEN coalesce(p.device_type, '(unknown)')
+        WHEN 'browser' THEN coalesce(p.browser, '(unknown)')
+        WHEN 'browser_version' THEN
+            coalesce(p.browser, '(unknown)') || coalesce(' ' || split_part(p.browser_version, '.', 1), '')
+        WHEN 'os' THEN coalesce(p.os, '(unknown)')
+        WHEN 'os_version' THEN coalesce(p.os, '(unknown)') || coalesce(' ' || p.os_version, '')
+        WHEN 'country' THEN coalesce(p.country_code, '--')
+        WHEN 'region' THEN p.region || ', ' || coalesce(p.country_code, '--')
+        WHEN 'city' THEN p.city || ', ' || coalesce(p.country_code, '--')
+        WHEN 'search' THEN lower(p.search_terms)
+        WHEN 'edge' THEN p.edge_location END
+    END
+$$;
+
+-- Every dimension of a page view that has a value; countries with their names.
 CREATE FUNCTION page_view_dimensions(p page_views)
     RETURNS TABLE (dimension text, value text, label text)
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
-    SELECT d.dimension, d.value, d.label FROM (VALUES
-        ('total', CASE WHEN NOT p.is_bot THEN '' END, NULL),
-        ('hour', CASE WHEN NOT p.is_bot THEN to_char(p.ts AT TIME ZONE 'UTC', 'HH24') END, NULL),
-        ('page', CASE WHEN NOT p.is_bot THEN p.path END, NULL),
-        ('status', CASE WHEN NOT p.is_bot THEN p.status::text END, NULL),
-        ('device', CASE WHEN NOT p.is_bot THEN coalesce(p.device_type, '(unknown)') END, NULL),
-        ('browser', CASE WHEN NOT p.is_bot THEN coalesce(p.browser, '(unknown)') END, NULL),
-        ('browser_version', CASE WHEN NOT p.is_bot THEN
-            coalesce(p.browser, '(unknown)') || coalesce(' ' || split_part(p.browser_version, '.', 1), '') END, NULL),
-        ('os', CASE WHEN NOT p.is_bot THEN coalesce(p.os, '(unknown)') END, NULL),
-        ('os_version', CASE WHEN NOT p.is_bot THEN
-            coalesce(p.os, '(unknown)') || coalesce(' ' || p.os_version, '') END, NULL),
-        ('country', CASE WHEN NOT p.is_bot THEN coalesce(p.country_code, '--') END,
-            coalesce(p.country, CASE WHEN p.country_code IS NULL THEN '(unknown)' END)),
-        ('region', CASE WHEN NOT p.is_bot AND p.region IS NOT NULL THEN
-            p.region || ', ' || coalesce(p.country_code, '--') END, NULL),
-        ('city', CASE WHEN NOT p.is_bot AND p.city IS NOT NULL THEN
-            p.city || ', ' || coalesce(p.country_code, '--') END, NULL),
-        ('search', CASE WHEN NOT p.is_bot THEN lower(p.search_terms) END, NULL),
-        ('edge', CASE WHEN NOT p.is_bot THEN p.edge_location END, NULL),
-        ('bot', CASE WHEN p.is_bot THEN coalesce(p.bot_name, p.browser, '(unknown)') END, NULL),
-        ('bot_total', CASE WHEN p.is_bot THEN '' END, NULL)
-    ) AS d (dimension, value, label)
-    WHERE d.value IS NOT NULL
+    SELECT d.dimension, v.value,
+           CASE WHEN d.dimension = 'country'
+                THEN coalesce(p.country, CASE WHEN p.country_code IS NULL THEN '(unknown)' END) END
+    FROM unnest(ARRAY['total', 'hour', 'page', 'status', 'device', 'browser', 'browser_version',
+                      'os', 'os_version', 'country', 'region', 'city', 'search', 'edge', 'bot',
+                      'bot_total']) AS d (dimension),
+         LATERAL (SELECT page_view_dimension(p, d.dimension) AS value) AS v
+    WHERE v.value IS NOT NULL
 $$;
 
--- The dimensions of one session, by its first page view (sources, technology)
--- and its first and last page (entry, exit).
+-- The same for sessions, by their first page view (sources, technology) and
+-- their first and last page (entry, exit).
+CREATE FUNCTION session_dimension(
+    dimension text, started_at timestamptz, landing_page text, exit_page text,
+    referrer_category text, referrer_source text, referrer_host text, utm_source text,
+    utm_medium text, utm_campaign text, device_type text, browser text, os text,
+    country_code text) RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE dimension
+        WHEN 'total' THEN ''
+        WHEN 'hour' THEN to_char(started_at AT TIME ZONE 'UTC', 'HH24')
+        WHEN 'entry' THEN landing_page
+        WHEN 'exit' THEN exit_page
+        WHEN 'category' THEN coalesce(referrer_category, 'direct')
+        WHEN 'source' THEN coalesce(referrer_source, referrer_host, '(direct)')
+        WHEN 'campaign' THEN
+            utm_source || ' / ' || coalesce(utm_medium, '-') || ' / ' || coalesce(utm_campaign, '-')
+        WHEN 'device' THEN coalesce(device_type, '(unknown)')
+        WHEN 'browser' THEN coalesce(browser, '(unknown)')
+        WHEN 'os' THEN coalesce(os, '(unknown)')
+        WHEN 'country' THEN coalesce(country_code, '--') END
+$$;
+
 CREATE FUNCTION session_dimensions(
     started_at timestamptz, landing_page text, exit_page text, referrer_category text,
     referrer_source text, referrer_host text, utm_source text, utm_medium text,
@@ -46,27 +79,20 @@ CREATE FUNCTION session_dimensions(
     RETURNS TABLE (dimension text, value text)
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
-    SELECT d.dimension, d.value FROM (VALUES
-        ('total', ''),
-        ('hour', to_char(started_at AT TIME ZONE 'UTC', 'HH24')),
-        ('entry', landing_page),
-        ('exit', exit_page),
-        ('category', coalesce(referrer_category, 'direct')),
-        ('source', coalesce(referrer_source, referrer_host, '(direct)')),
-        ('campaign', CASE WHEN utm_source IS NOT NULL THEN
-            utm_source || ' / ' || coalesce(utm_medium, '-') || ' / ' || coalesce(utm_campaign, '-') END),
-        ('device', coalesce(device_type, '(unknown)')),
-        ('browser', coalesce(browser, '(unknown)')),
-        ('os', coalesce(os, '(unknown)')),
-        ('country', coalesce(country_code, '--'))
-    ) AS d (dimension, value)
-    WHERE d.value IS NOT NULL
+    SELECT d.dimension, v.value
+    FROM unnest(ARRAY['total', 'hour', 'entry', 'exit', 'category', 'source', 'campaign',
+                      'device', 'browser', 'os', 'country']) AS d (dimension),
+         LATERAL (SELECT session_dimension(d.dimension, started_at, landing_page, exit_page,
+                      referrer_category, referrer_source, referrer_host, utm_source, utm_medium,
+                      utm_campaign, device_type, browser, os, country_code) AS value) AS v
+    WHERE v.value IS NOT NULL
 $$;
 
 -- Page views by day and dimension value (and, as 'not_found', the requests
 -- answered 404 by path: they are no page views, ingest counts them as it reads);
--- file_page_views holds each log object's
--- own share, so that loading an object again replaces exactly what it added.
+-- file_page_views holds each log object's own share, so that loading an object
+-- again replaces exactly what it added. monthly_page_views: the same by month
+-- (day is the first of the month), for long ranges; rows may stay at zero there.
 CREATE TABLE daily_page_views (
     dimension  text   NOT NULL,
     day        date   NOT NULL,
@@ -92,6 +118,27 @@ CREATE TABLE file_page_views (
     timed      bigint NOT NULL
 );
 CREATE INDEX file_page_views_file ON file_page_views (file_id);
+CREATE TABLE monthly_page_views (LIKE daily_page_views INCLUDING ALL);
+
+-- traffic_hourly by UTC day (all requests); file_daily_traffic: each object's share.
+CREATE TABLE daily_traffic (
+    day          date   NOT NULL,
+    host         text   NOT NULL,
+    edge         text   NOT NULL,
+    status_class text   NOT NULL,
+    kind         text   NOT NULL,
+    requests     bigint NOT NULL,
+    bytes        bigint NOT NULL,
+    hits         bigint NOT NULL,
+    PRIMARY KEY (day, host, edge, status_class, kind)
+);
+CREATE TABLE file_daily_traffic (file_id bigint NOT NULL, LIKE daily_traffic);
+CREATE INDEX file_daily_traffic_file ON file_daily_traffic (file_id);
+
+-- A filtered view reads the page views and sessions of its range: block ranges
+-- of time, almost free to keep (rows arrive roughly in time order).
+CREATE INDEX page_views_ts_brin ON page_views USING brin (ts);
+CREATE INDEX sessions_started_brin ON sessions USING brin (started_at);
 
 -- Each human visitor once per day and host it was seen (with its page views):
 -- distinct visitors over any range of days without reading page_views.
@@ -124,6 +171,7 @@ CREATE TABLE daily_sessions (
     page_views bigint NOT NULL,
     PRIMARY KEY (dimension, day, host, value)
 );
+CREATE TABLE monthly_sessions (LIKE daily_sessions INCLUDING ALL);
 
 CREATE FUNCTION daily_sessions_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -157,7 +205,16 @@ BEGIN
                 sessions = t.sessions + excluded.sessions, bounces = t.bounces + excluded.bounces,
                 duration = t.duration + excluded.duration,
                 page_views = t.page_views + excluded.page_views
-            RETURNING dimension, day, host, value, sessions)
+            RETURNING dimension, day, host, value, sessions
+        ), monthly AS (
+            INSERT INTO monthly_sessions AS t
+            SELECT dimension, date_trunc('month', day)::date, host, value, sum(sessions),
+                   sum(bounces), sum(duration), sum(page_views)
+            FROM delta GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+            ON CONFLICT (dimension, day, host, value) DO UPDATE SET
+                sessions = t.sessions + excluded.sessions, bounces = t.bounces + excluded.bounces,
+                duration = t.duration + excluded.duration,
+                page_views = t.page_views + excluded.page_views)
         SELECT array_agg(dimension), array_agg(day), array_agg(host), array_agg(value)
         FROM written WHERE sessions = 0 $sql$, changed) INTO dims, days, hosts, vals;
     -- Rows left without sessions (the stitcher merged or moved them) go.
@@ -187,7 +244,8 @@ CREATE FUNCTION dashboard_rebuild(shares boolean DEFAULT true) RETURNS void
 BEGIN
     DELETE FROM daily_page_views WHERE dimension <> 'not_found';
     DELETE FROM file_page_views WHERE dimension <> 'not_found';
-    TRUNCATE visitor_days, file_visitor_days, daily_sessions;
+    TRUNCATE monthly_page_views, visitor_days, file_visitor_days, daily_sessions,
+             monthly_sessions, daily_traffic, file_daily_traffic;
     INSERT INTO daily_page_views
     SELECT d.dimension, (p.ts AT TIME ZONE 'UTC')::date, p.host, d.value, max(d.label),
            count(*), coalesce(sum(p.bytes), 0), coalesce(sum(p.time_taken), 0), count(p.time_taken)
@@ -216,6 +274,24 @@ BEGIN
         s.referrer_category, s.referrer_source, s.referrer_host, s.utm_source, s.utm_medium,
         s.utm_campaign, s.device_type, s.browser, s.os, s.country_code) AS d
     GROUP BY 1, 2, 3, 4;
+    INSERT INTO monthly_page_views
+    SELECT dimension, date_trunc('month', day)::date, host, value, max(label), sum(page_views),
+           sum(bytes), sum(time_taken), sum(timed)
+    FROM daily_page_views GROUP BY 1, 2, 3, 4;
+    INSERT INTO monthly_sessions
+    SELECT dimension, date_trunc('month', day)::date, host, value, sum(sessions), sum(bounces),
+           sum(duration), sum(page_views)
+    FROM daily_sessions GROUP BY 1, 2, 3, 4;
+    INSERT INTO daily_traffic
+    SELECT (hour AT TIME ZONE 'UTC')::date, host, edge, status_class, kind, sum(requests),
+           sum(bytes), sum(hits)
+    FROM traffic_hourly GROUP BY 1, 2, 3, 4, 5;
+    IF shares THEN
+        INSERT INTO file_daily_traffic
+        SELECT file_id, (hour AT TIME ZONE 'UTC')::date, host, edge, status_class, kind,
+               sum(requests), sum(bytes), sum(hits)
+        FROM file_traffic GROUP BY 1, 2, 3, 4, 5, 6;
+    END IF;
 END $$;
 
 SELECT dashboard_rebuild();
