@@ -221,3 +221,29 @@ def test_report_json_has_the_dashboards_figures(site, capsys, tmp_path):
     assert set(queries.TABLES) <= set(found["tables"])
     html = (tmp_path / "r.html").read_text()
     assert "<script" not in html and 'data-table="edges"' in html
+
+
+def test_serve_and_report_read_the_demos_database_until_there_is_one_of_ones_own(
+    tmp_path, monkeypatch
+):
+    for name in ("DATABASE_URL", "DB_SECRET_ARN", "DB_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CFLOGS_DATA_DIR", str(tmp_path))
+    assert cli.dashboard_settings(False) == (cli.Settings.from_env(), None)
+    (tmp_path / "demo" / "pg").mkdir(parents=True)
+    settings, which = cli.dashboard_settings(False)
+    assert settings.data_dir == tmp_path / "demo" and "demo" in which
+    (tmp_path / "pg").mkdir()
+    assert cli.dashboard_settings(False)[0].data_dir == tmp_path
+    assert cli.dashboard_settings(True)[0].data_dir == tmp_path / "demo"
+
+
+def test_the_benchmarks_synthetic_data_gives_every_view(env, conn):
+    from cflogs.dashboard import bench
+
+    with db.connect(env, autocommit=True) as auto:
+        bench.load(auto, 3000, 3)
+        found = queries.view(auto, "overview", queries.Query(date(2025, 12, 29), bench.END))
+        human = auto.execute("SELECT count(*) FROM page_views WHERE NOT is_bot").fetchone()[0]
+        assert found.cards["page views"] == human and found.tables["countries"]
+        assert set(bench.time_views(auto, found.query, 1)) == set(queries.VIEWS)

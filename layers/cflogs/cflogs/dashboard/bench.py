@@ -84,7 +84,8 @@ def load(conn: psycopg.Connection, page_views: int, days: int) -> dict:
                    CASE WHEN s <= 7 THEN 'ref' || s || '.example' END,
                    CASE WHEN s <= 7 THEN ({_array([c for c, _ in SOURCES])})[s] END,
                    CASE WHEN s <= 7 THEN ({_array([n for _, n in SOURCES])})[s] END,
-                   CASE WHEN s <= 2 AND random() < 0.3 THEN 'term ' || floor(random() * 300)::int END
+                   CASE WHEN s <= 2 AND random() < 0.3
+                        THEN 'term ' || floor(random() * 300)::int END
             FROM generate_series(0, %(n)s - 1) AS g,
                  LATERAL (SELECT random() < 0.1 AS bot, {_pick(BROWSERS)} AS b,
                                  {_pick(SYSTEMS)} AS o, {_pick(codes)} AS c,
@@ -171,31 +172,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    with db.throwaway_server() as server, db.scratch_database(server, "cflogs_bench") as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            db.migrate(conn)
-            print(f"loading {args.page_views:,} page views over {args.days} days ...", flush=True)
-            loaded = load(conn, args.page_views, args.days)
-            sizes = dict(
-                conn.execute(
-                    """SELECT relname, n_live_tup FROM pg_stat_user_tables
-                       WHERE relname IN ('daily_page_views', 'daily_sessions', 'visitor_days',
-                                         'traffic_hourly', 'sessions')"""
-                ).fetchall()
-            )
-            stored = conn.execute(
-                "SELECT count(*) FILTER (WHERE NOT is_bot), count(*) FROM page_views"
-            ).fetchone()
-            print(json.dumps({"seconds": loaded, "rows": sizes}), flush=True)
-            results = {}
-            for label, days in (("1 day", 1), ("7 days", 7), ("30 days", 30), ("90 days", 90),
-                                ("all time", args.days)):  # fmt: skip
-                query = queries.Query(END - timedelta(days=days - 1), END)
-                results[label] = time_views(conn, query, args.repeat)
-                filtered = queries.Query(query.since, END, filters=(("country", "DE"),))
-                if days <= 30:
-                    results[label + ", country filter"] = time_views(conn, filtered, 1)
-                print(label, json.dumps(results[label]), flush=True)
+    with (
+        db.throwaway_server() as server,
+        db.scratch_database(server, "cflogs_bench") as url,
+        psycopg.connect(url, autocommit=True) as conn,
+    ):
+        db.migrate(conn)
+        print(f"loading {args.page_views:,} page views over {args.days} days ...", flush=True)
+        loaded = load(conn, args.page_views, args.days)
+        sizes = dict(
+            conn.execute(
+                """SELECT relname, n_live_tup FROM pg_stat_user_tables
+                   WHERE relname IN ('daily_page_views', 'daily_sessions', 'visitor_days',
+                                     'traffic_hourly', 'sessions')"""
+            ).fetchall()
+        )
+        stored = conn.execute(
+            "SELECT count(*) FILTER (WHERE NOT is_bot), count(*) FROM page_views"
+        ).fetchone()
+        print(json.dumps({"seconds": loaded, "rows": sizes}), flush=True)
+        results = {}
+        for label, days in (("1 day", 1), ("7 days", 7), ("30 days", 30), ("90 days", 90),
+                            ("all time", args.days)):  # fmt: skip
+            query = queries.Query(END - timedelta(days=days - 1), END)
+            results[label] = time_views(conn, query, args.repeat)
+            filtered = queries.Query(query.since, END, filters=(("country", "DE"),))
+            if days <= 30:
+                results[label + ", country filter"] = time_views(conn, filtered, 1)
+            print(label, json.dumps(results[label]), flush=True)
     print(f"\n{stored[1]:,} page views ({stored[0]:,} human); milliseconds per view "
           "(queries + HTML), median:")  # fmt: skip
     names = list(queries.VIEWS)

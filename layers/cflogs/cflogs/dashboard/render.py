@@ -156,7 +156,7 @@ def chart(found: View) -> str:
             f'height="{y(0) - y(views):.1f}" fill="#3b6fd8"><title>{e(tip)}</title></rect>'
         )
         if i % every == 0:
-            short = bucket.strftime("%H:00" if hourly else "%d %b")
+            short = bucket.strftime("%H:00" if hourly and bucket.hour else "%d %b")
             parts.append(
                 f'<text x="{x + step / 2:.1f}" y="{height - 6}" text-anchor="middle">{short}</text>'
             )
@@ -170,7 +170,8 @@ def chart(found: View) -> str:
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="page views by {found.query.step}">{"".join(parts)}</svg>'
         '<div class="legend"><i style="background:#3b6fd8"></i>page views'
-        '<i style="background:#e8890c"></i>previous period</div>'
+        + ('<i style="background:#e8890c"></i>previous period' if before else "")
+        + "</div>"
     )
 
 

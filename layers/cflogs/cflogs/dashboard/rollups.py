@@ -99,7 +99,8 @@ RETURNING day, host, edge, status_class, kind, requests
 
 def replace_file(conn: psycopg.Connection, file_id: int, not_found: dict[tuple, int]) -> None:
     """Swap the object's share of the page view rollups, visitor_days and
-    daily_traffic for what its page views and file_traffic rows hold now (in the caller's transaction, after they were copied).
+    daily_traffic for what its page views and file_traffic rows hold now (in the
+    caller's transaction, after they were copied).
     `not_found`: the object's requests answered 404, by (date, host, path) as
     logged; they are no page views, so ingest counts them as it reads."""
     missing = [
