@@ -105,18 +105,7 @@ CREATE TABLE daily_page_views (
     timed      bigint NOT NULL,
     PRIMARY KEY (dimension, day, host, value)
 );
-CREATE TABLE file_page_views (
-    file_id    bigint NOT NULL,
-    dimension  text   NOT NULL,
-    day        date   NOT NULL,
-    host       text   NOT NULL,
-    value      text   NOT NULL,
-    label      text,
-    page_views bigint NOT NULL,
-    bytes      bigint NOT NULL,
-    time_taken double precision NOT NULL,
-    timed      bigint NOT NULL
-);
+CREATE TABLE file_page_views (file_id bigint NOT NULL, LIKE daily_page_views);
 CREATE INDEX file_page_views_file ON file_page_views (file_id);
 CREATE TABLE monthly_page_views (LIKE daily_page_views INCLUDING ALL);
 
@@ -149,13 +138,7 @@ CREATE TABLE visitor_days (
     page_views bigint NOT NULL,
     PRIMARY KEY (day, host, visitor_id)
 );
-CREATE TABLE file_visitor_days (
-    file_id    bigint NOT NULL,
-    day        date   NOT NULL,
-    host       text   NOT NULL,
-    visitor_id bigint NOT NULL,
-    page_views bigint NOT NULL
-);
+CREATE TABLE file_visitor_days (file_id bigint NOT NULL, LIKE visitor_days);
 CREATE INDEX file_visitor_days_file ON file_visitor_days (file_id);
 
 -- Sessions by the UTC day they started and dimension value. Kept up to date by
