@@ -4,12 +4,14 @@ between: each object's share is replaced exactly."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cflogs import sessions
-from cflogs.dashboard import rollups
+from cflogs.dashboard import queries, rollups
 from tests import test_sessions
 from tests.conftest import clean_tables
 from tests.test_sessions import load, page_views, pv
@@ -28,6 +30,8 @@ ROLLUPS = {
     "monthly_sessions": "SELECT dimension, day, host, value, sessions, bounces, page_views"
     " FROM monthly_sessions WHERE sessions <> 0",
     "daily_traffic": "SELECT * FROM daily_traffic",
+    "daily_visitor_sketches": "SELECT * FROM daily_visitor_sketches",
+    "monthly_visitor_sketches": "SELECT * FROM monthly_visitor_sketches",
 }
 
 
@@ -83,3 +87,23 @@ def test_rollups_count_what_was_loaded_and_forget_an_emptied_object(auto, pipeli
     state = assert_equals_rebuild(auto)
     assert {row[3] for row in state["daily_page_views"] if row[0] == "page"} == {"/a"}
     assert len(state["visitor_days"]) == 1
+
+
+def test_sketches_estimate_distinct_visitors_over_long_ranges(auto):
+    clean_tables(auto)
+    auto.execute(
+        """INSERT INTO visitor_days
+           SELECT DATE '2025-01-01' + g % 40, 'www.example.com', hashint8extended(g % 30000, 0), 1
+           FROM generate_series(1, 90000) AS g ON CONFLICT DO NOTHING"""
+    )
+    auto.execute(
+        "SELECT visitor_sketches_update(array_agg(day), array_agg(host))"
+        " FROM (SELECT DISTINCT day, host FROM visitor_days) AS keys"
+    )
+    long = queries.cards(auto, queries.Query(date(2025, 1, 1), date(2025, 2, 9)))
+    assert long["visitors estimated"] and abs(long["visitors"] - 30000) < 30000 * 0.05
+    month = queries.cards(auto, queries.Query(date(2025, 1, 1), date(2025, 1, 31)))
+    exact = auto.execute(
+        "SELECT count(DISTINCT visitor_id) FROM visitor_days WHERE day < '2025-02-01'"
+    ).fetchone()[0]
+    assert not month["visitors estimated"] and month["visitors"] == exact

@@ -71,7 +71,8 @@ def load(conn: psycopg.Connection, page_views: int, days: int) -> dict:
                 referrer_host, referrer_category, referrer_source, search_terms)
             SELECT g / 5000, 'r' || g,
                    %(first)s::timestamptz + (g::float8 * %(span)s / %(n)s) * interval '1 second',
-                   hashint8((g / 3) %% %(pool)s), bot, CASE WHEN bot THEN 'Googlebot' END,
+                   hashint8extended((g / 3) %% %(pool)s, 0), bot,
+                   CASE WHEN bot THEN 'Googlebot' END,
                    CASE WHEN g %% 10 = 0 THEN 'docs.example.com' ELSE 'www.example.com' END,
                    '/page/' || floor(power(random(), 3) * {PATHS})::int,
                    CASE WHEN random() < 0.93 THEN 200 ELSE 304 END,
@@ -104,7 +105,7 @@ def load(conn: psycopg.Connection, page_views: int, days: int) -> dict:
                 page_views, host, landing_page, exit_page, referrer_host, referrer_category,
                 referrer_source, utm_source, utm_medium, utm_campaign, device_type, browser, os,
                 country_code, can_grow)
-            SELECT gen_random_uuid(), hashint8(g %% %(pool)s), t, t + d, d, n,
+            SELECT gen_random_uuid(), hashint8extended(g %% %(pool)s, 0), t, t + d, d, n,
                    CASE WHEN g %% 10 = 0 THEN 'docs.example.com' ELSE 'www.example.com' END,
                    '/page/' || floor(power(random(), 3) * {PATHS})::int,
                    '/page/' || floor(power(random(), 3) * {PATHS})::int,

@@ -269,6 +269,7 @@ def cards(conn: psycopg.Connection, query: Query) -> dict:
             f"SELECT coalesce(sum(page_views), 0) FROM {pv} WHERE {_hours(query)}", params
         ).fetchone()[0]
         found["visitors"] = _visitors(conn, query, params)
+        found["visitors estimated"] = not query.filters and query.days > EXACT_VISITOR_DAYS
     ss = _sessions(query, params)
     if ss is not None:
         sessions, bounces, duration, pages = conn.execute(
@@ -284,8 +285,15 @@ def cards(conn: psycopg.Connection, query: Query) -> dict:
     return {name: _number(value) for name, value in found.items()}
 
 
+# Longer ranges estimate distinct visitors from sketches (see 0009_dashboard.sql).
+EXACT_VISITOR_DAYS = 31
+
+
 def _visitors(conn: psycopg.Connection, query: Query, params: dict) -> int:
-    if not query.filters:
+    if not query.filters and query.days > EXACT_VISITOR_DAYS:
+        sketches = _by_month("visitor_sketches", params)
+        sql = f"SELECT visitor_estimate(array_agg(sketch)) FROM {sketches} WHERE {_days(query)}"
+    elif not query.filters:
         sql = f"SELECT count(DISTINCT visitor_id) FROM visitor_days WHERE {_days(query)}"
     else:
         where = _filter_clause("page_view_dimension(p, {})", query.filters, params)

@@ -109,9 +109,12 @@ def _cards(found: View) -> str:
     for name in CARDS:
         now, before = found.cards.get(name), found.previous.get(name)
         text, mood = change(name, now, before)
+        estimated = name == "visitors" and found.cards.get("visitors estimated")
+        shown = ("≈ " if estimated else "") + fmt(name, now)
+        tip = ' title="estimated: HyperLogLog, about 2% error"' if estimated else ""
         out.append(
             f'<div class="card" data-card="{e(name)}"><span>{e(name)}</span>'
-            f"<b>{e(fmt(name, now))}</b>"
+            f"<b{tip}>{e(shown)}</b>"
             f'<small class="{mood}" title="previous period: {e(fmt(name, before))}">'
             f"{e(text) or '&nbsp;'}</small></div>"
         )

@@ -133,7 +133,8 @@ def replace_file(conn: psycopg.Connection, file_id: int, not_found: dict[tuple, 
                  AND t.requests = 0""",
             [list(column) for column in zip(*emptied, strict=True)],
         )
-    gone = [row[:3] for row in conn.execute(_VISITOR_DAYS, {"file": file_id}) if row[3] == 0]
+    changed = conn.execute(_VISITOR_DAYS, {"file": file_id}).fetchall()
+    gone = [row[:3] for row in changed if row[3] == 0]
     if gone:
         conn.execute(
             """DELETE FROM visitor_days t
@@ -141,6 +142,11 @@ def replace_file(conn: psycopg.Connection, file_id: int, not_found: dict[tuple, 
                WHERE (t.day, t.host, t.visitor_id) = (z.day, z.host, z.visitor_id)
                  AND t.page_views = 0""",
             [list(column) for column in zip(*gone, strict=True)],
+        )
+    if changed:
+        conn.execute(
+            "SELECT visitor_sketches_update(%s::date[], %s::text[])",
+            ([row[0] for row in changed], [row[1] for row in changed]),
         )
 
 
