@@ -249,3 +249,16 @@ def test_the_benchmarks_synthetic_data_gives_every_view(env, conn):
         human = auto.execute("SELECT count(*) FROM page_views WHERE NOT is_bot").fetchone()[0]
         assert found.cards["page views"] == human and found.tables["countries"]
         assert set(bench.time_views(auto, found.query, 1)) == set(queries.VIEWS)
+
+
+def test_csv_cells_never_start_a_formula_and_404s_are_no_filter_links(site):
+    from cflogs.dashboard import render
+
+    assert [render._cell(v) for v in ("=HYPERLINK(1)", "@x", "/a", 3)] == [
+        "'=HYPERLINK(1)",
+        "'@x",
+        "/a",
+        3,
+    ]
+    _, _, body = call(site, "/pages", "from=2025-03-10&to=2025-03-12")
+    assert b'data-filter="not_found"' not in body and b'data-filter="page"' in body

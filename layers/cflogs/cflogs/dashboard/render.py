@@ -10,10 +10,11 @@ from datetime import date, timedelta
 from importlib import resources
 from urllib.parse import urlencode
 
-from .queries import TABLES, VIEWS, Query, View, columns
+from .queries import PAGE_VIEW_DIMENSIONS, SESSION_DIMENSIONS, TABLES, VIEWS, Query, View, columns
 
 CARDS = ("visitors", "page views", "sessions", "bounce rate", "visit duration", "pages per session")
 LOWER_IS_BETTER = frozenset({"bounce rate"})
+FILTERABLE = PAGE_VIEW_DIMENSIONS | SESSION_DIMENSIONS
 
 
 def css() -> str:
@@ -204,7 +205,7 @@ def _table(found: View, name: str, static: bool) -> str:
             shown = f"{label} ({value})" if label else value
             width = 100 * (figures[0] or 0) / peak
             bar = f'<div class="bar" style="width:{width:.1f}%"></div>'
-            if static or spec.source == "traffic" and spec.dimension != "edge":
+            if static or spec.dimension not in FILTERABLE:
                 cell = f'<span class="t" title="{e(shown)}">{e(shown)}</span>'
             else:
                 target = url(with_filter(query, spec.dimension, value), found.name)
@@ -354,5 +355,13 @@ def csv_table(found: View, name: str) -> str:
     writer = csv.writer(out)
     writer.writerow(columns(name))
     for row in found.tables.get(name) or []:
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(["" if v is None else _cell(v) for v in row])
     return out.getvalue()
+
+
+def _cell(value):
+    """A value as a spreadsheet takes it: text that would start a formula (a
+    path or search term from a log can be anything) is prefixed with '."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
