@@ -29,6 +29,8 @@ from datetime import timedelta
 
 import psycopg
 
+from .dashboard import rollups
+
 DEFAULT_BATCH_SIZE = 20_000
 
 # What a session takes from its first page view.
@@ -299,6 +301,7 @@ def stitch(
         if batch.visitors == 0 or batch.picked < batch_size:
             break
     result.sessions_closed = update_can_grow(conn, timeout_minutes)
+    rollups.after_stitch(conn)  # the dashboard's session rollups and visitor sketches
     result.backlog = backlog(conn)
     result.seconds = round(time.perf_counter() - started, 3)
     return result

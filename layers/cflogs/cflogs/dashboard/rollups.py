@@ -1,6 +1,7 @@
 """The dashboard's daily rollups (migration 0009). Ingest calls replace_file once
-per loaded object; sessions are rolled up by triggers on the sessions table, so
-every statement that writes sessions keeps daily_sessions exact."""
+per loaded object. Triggers on sessions note what every statement writing them
+changed, and the stitcher calls after_stitch to add that to daily_sessions and to
+remake the visitor sketches of long ranges."""
 
 from __future__ import annotations
 
@@ -145,9 +146,28 @@ def replace_file(conn: psycopg.Connection, file_id: int, not_found: dict[tuple, 
         )
     if changed:
         conn.execute(
-            "SELECT visitor_sketches_update(%s::date[], %s::text[])",
+            """INSERT INTO stale_visitor_sketches
+               SELECT DISTINCT day, host FROM unnest(%s::date[], %s::text[]) AS k (day, host)
+               ORDER BY 1, 2 ON CONFLICT DO NOTHING""",
             ([row[0] for row in changed], [row[1] for row in changed]),
         )
+
+
+def after_stitch(conn: psycopg.Connection) -> tuple[int, int]:
+    """What the stitcher does for the dashboard after its batches, each in a short
+    transaction: add the session changes its statements noted to daily_sessions
+    and monthly_sessions, and remake the visitor sketches of the days ingest
+    marked stale. Returns (changes, days). What others add meanwhile waits for
+    the next call."""
+    with conn.transaction():
+        changes = conn.execute("SELECT daily_sessions_apply_changes()").fetchone()[0]
+    with conn.transaction():
+        days = conn.execute(
+            """WITH stale AS (DELETE FROM stale_visitor_sketches RETURNING day, host)
+               SELECT count(*), visitor_sketches_update(array_agg(day), array_agg(host))
+               FROM stale"""
+        ).fetchone()[0]
+    return changes, days
 
 
 def rebuild(conn: psycopg.Connection, shares: bool = True) -> None:

@@ -155,6 +155,14 @@ CREATE TABLE daily_visitor_sketches (
     PRIMARY KEY (day, host)
 );
 CREATE TABLE monthly_visitor_sketches (LIKE daily_visitor_sketches INCLUDING ALL);
+-- Days whose visitors changed since their sketch was made: ingest notes them (a
+-- sketch takes longer to make than the rest of a small object's load), the
+-- stitcher remakes their sketches on its schedule.
+CREATE TABLE stale_visitor_sketches (
+    day  date NOT NULL,
+    host text NOT NULL,
+    PRIMARY KEY (day, host)
+);
 
 -- The sketches of the given days (and hosts), from visitor_days; then those of
 -- their months, merged from the days' sketches.
@@ -225,7 +233,7 @@ CREATE FUNCTION visitor_estimate(sketches bytea[]) RETURNS bigint
     FROM sums
 $$;
 
--- Sessions by the UTC day they started and dimension value. Kept up to date by
+-- Sessions by the UTC day they started and dimension value. Kept up to date from
 -- the statement triggers below, whatever statement writes sessions (the stitcher).
 CREATE TABLE daily_sessions (
     dimension  text   NOT NULL,
@@ -240,19 +248,23 @@ CREATE TABLE daily_sessions (
 );
 CREATE TABLE monthly_sessions (LIKE daily_sessions INCLUDING ALL);
 
-CREATE FUNCTION daily_sessions_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+-- What each statement writing sessions changed, by rollup key, appended by the
+-- triggers below: appending takes no lock another stitcher could wait for (a
+-- batch holds its transaction open while others run). The stitcher adds the
+-- changes to daily_sessions and monthly_sessions after its batches
+-- (daily_sessions_apply_changes, in a short transaction of its own).
+CREATE TABLE daily_sessions_changes (LIKE daily_sessions);
+
+CREATE FUNCTION daily_sessions_note() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     changed text := CASE TG_OP
         WHEN 'INSERT' THEN 'SELECT 1 AS sign, * FROM new_rows'
         WHEN 'DELETE' THEN 'SELECT -1 AS sign, * FROM old_rows'
         ELSE 'SELECT 1 AS sign, * FROM new_rows UNION ALL SELECT -1 AS sign, * FROM old_rows' END;
-    dims text[];
-    days date[];
-    hosts text[];
-    vals text[];
 BEGIN
     EXECUTE format($sql$
-        WITH delta AS (
+        INSERT INTO daily_sessions_changes
+        SELECT * FROM (
             SELECT d.dimension, (c.started_at AT TIME ZONE 'UTC')::date AS day, c.host, d.value,
                    sum(c.sign) AS sessions,
                    coalesce(sum(c.sign) FILTER (WHERE c.page_views = 1), 0) AS bounces,
@@ -263,27 +275,48 @@ BEGIN
                 c.referrer_category, c.referrer_source, c.referrer_host, c.utm_source,
                 c.utm_medium, c.utm_campaign, c.device_type, c.browser, c.os, c.country_code) AS d
             GROUP BY 1, 2, 3, 4
-        ), written AS (
-            INSERT INTO daily_sessions AS t
-            SELECT * FROM delta
-            WHERE sessions <> 0 OR bounces <> 0 OR duration <> 0 OR page_views <> 0
-            ORDER BY 1, 2, 3, 4
-            ON CONFLICT (dimension, day, host, value) DO UPDATE SET
-                sessions = t.sessions + excluded.sessions, bounces = t.bounces + excluded.bounces,
-                duration = t.duration + excluded.duration,
-                page_views = t.page_views + excluded.page_views
-            RETURNING dimension, day, host, value, sessions
-        ), monthly AS (
-            INSERT INTO monthly_sessions AS t
-            SELECT dimension, date_trunc('month', day)::date, host, value, sum(sessions),
-                   sum(bounces), sum(duration), sum(page_views)
-            FROM delta GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-            ON CONFLICT (dimension, day, host, value) DO UPDATE SET
-                sessions = t.sessions + excluded.sessions, bounces = t.bounces + excluded.bounces,
-                duration = t.duration + excluded.duration,
-                page_views = t.page_views + excluded.page_views)
-        SELECT array_agg(dimension), array_agg(day), array_agg(host), array_agg(value)
-        FROM written WHERE sessions = 0 $sql$, changed) INTO dims, days, hosts, vals;
+        ) AS delta
+        WHERE sessions <> 0 OR bounces <> 0 OR duration <> 0 OR page_views <> 0 $sql$, changed);
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION daily_sessions_apply_changes() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    dims text[];
+    days date[];
+    hosts text[];
+    vals text[];
+    taken bigint;
+BEGIN
+    WITH changes AS (
+        DELETE FROM daily_sessions_changes RETURNING *
+    ), delta AS (
+        SELECT dimension, day, host, value, sum(sessions) AS sessions, sum(bounces) AS bounces,
+               sum(duration) AS duration, sum(page_views) AS page_views, count(*) AS entries
+        FROM changes GROUP BY 1, 2, 3, 4
+    ), monthly AS (
+        INSERT INTO monthly_sessions AS t
+        SELECT dimension, date_trunc('month', day)::date, host, value, sum(sessions),
+               sum(bounces), sum(duration), sum(page_views)
+        FROM delta GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (dimension, day, host, value) DO UPDATE SET
+            sessions = t.sessions + excluded.sessions, bounces = t.bounces + excluded.bounces,
+            duration = t.duration + excluded.duration,
+            page_views = t.page_views + excluded.page_views
+    ), written AS (
+        INSERT INTO daily_sessions AS t
+        SELECT dimension, day, host, value, sessions, bounces, duration, page_views
+        FROM delta ORDER BY 1, 2, 3, 4
+        ON CONFLICT (dimension, day, host, value) DO UPDATE SET
+            sessions = t.sessions + excluded.sessions, bounces = t.bounces + excluded.bounces,
+            duration = t.duration + excluded.duration,
+            page_views = t.page_views + excluded.page_views
+        RETURNING dimension, day, host, value, sessions
+    )
+    SELECT (SELECT coalesce(sum(entries), 0) FROM delta),
+           array_agg(dimension), array_agg(day), array_agg(host), array_agg(value)
+    INTO taken, dims, days, hosts, vals
+    FROM written WHERE sessions = 0;
     -- Rows left without sessions (the stitcher merged or moved them) go.
     IF dims IS NOT NULL THEN
         DELETE FROM daily_sessions t
@@ -291,16 +324,16 @@ BEGIN
         WHERE t.dimension = z.dimension AND t.day = z.day AND t.host = z.host
           AND t.value = z.value AND t.sessions = 0;
     END IF;
-    RETURN NULL;
+    RETURN taken;
 END $$;
 
 CREATE TRIGGER sessions_rollup_insert AFTER INSERT ON sessions
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION daily_sessions_apply();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION daily_sessions_note();
 CREATE TRIGGER sessions_rollup_delete AFTER DELETE ON sessions
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION daily_sessions_apply();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION daily_sessions_note();
 CREATE TRIGGER sessions_rollup_update AFTER UPDATE ON sessions
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION daily_sessions_apply();
+    FOR EACH STATEMENT EXECUTE FUNCTION daily_sessions_note();
 
 -- Every rollup afresh from page_views and sessions: for what was loaded before
 -- this migration, benchmarks, and a repair should the rules above change. Without
@@ -313,7 +346,7 @@ BEGIN
     DELETE FROM file_page_views WHERE dimension <> 'not_found';
     TRUNCATE monthly_page_views, visitor_days, file_visitor_days, daily_sessions,
              monthly_sessions, daily_traffic, file_daily_traffic, daily_visitor_sketches,
-             monthly_visitor_sketches;
+             monthly_visitor_sketches, stale_visitor_sketches, daily_sessions_changes;
     INSERT INTO daily_page_views
     SELECT d.dimension, (p.ts AT TIME ZONE 'UTC')::date, p.host, d.value, max(d.label),
            count(*), coalesce(sum(p.bytes), 0), coalesce(sum(p.time_taken), 0), count(p.time_taken)
