@@ -47,7 +47,7 @@ def assert_equals_rebuild(conn: psycopg.Connection) -> dict:
 
 
 @settings(
-    max_examples=40,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
