@@ -11,7 +11,8 @@ export SAM_CLI_TELEMETRY := 0
 EVENT  ?= events/s3-put.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-3.13 has-python3.13 fuzz lint validate build demo invoke sam-invoke bench bench-scale clean
+.PHONY: help install test test-slow test-3.13 has-python3.13 fuzz lint validate build demo serve \
+	invoke sam-invoke bench bench-scale bench-dashboard clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +33,9 @@ install: $(STAMP) ## make .venv with cflogs (editable) and the dev tools
 
 test: $(STAMP) ## run the test suite (DATABASE_URL, or an embedded PostgreSQL)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP) ## the slow end-to-end tests (browser, long loads); .ci/run runs them
+	$(BIN)/pytest -q -m slow $(PYTEST_ARGS)
 
 fuzz: $(STAMP) ## the load fuzzed long, with a fresh seed: make fuzz EXAMPLES=5000
 	CFLOGS_FUZZ_EXAMPLES=$(or $(EXAMPLES),3000) CFLOGS_FUZZ_RANDOM=1 $(BIN)/pytest -q -s tests/test_fuzz.py
@@ -77,6 +81,9 @@ build: $(STAMP) ## sam build: layer with aarch64 cp313 wheels, no Docker needed;
 demo: $(STAMP) ## the whole pipeline locally on a generated week of logs; writes report.html
 	$(BIN)/cflogs demo
 
+serve: $(STAMP) ## the dashboard on http://127.0.0.1:8080 (the demo's data until you load your own)
+	$(BIN)/cflogs serve $(if $(PORT),--port $(PORT))
+
 invoke: $(STAMP) ## run a handler in-process: make invoke FN=IngestFunction EVENT=events/s3-put.json
 	$(BIN)/cflogs invoke $(FN) $(EVENT)
 
@@ -92,6 +99,9 @@ bench: $(STAMP) ## the DESIGN.md figures: ingest, parse+enrich, stitch, RSS, col
 SIZES ?= 1000000,3000000
 bench-scale: $(STAMP) ## one new file against stored history: make bench-scale SIZES=1000000,10000000
 	$(BIN)/python -m cflogs.bench_scale --sizes $(SIZES)
+
+bench-dashboard: $(STAMP) ## dashboard latency on 10M synthetic page views: make bench-dashboard ROWS=...
+	$(BIN)/python -m cflogs.dashboard.bench $(if $(ROWS),--page-views $(ROWS))
 
 clean: ## remove build output (the data folder, ~/.local/share/cflogs, stays)
 	rm -rf .aws-sam build

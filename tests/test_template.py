@@ -14,7 +14,13 @@ from cflogs.invoke import read_template
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = read_template(ROOT / "template.yaml")
-FUNCTIONS = ("IngestFunction", "StitchFunction", "BackfillFunction", "RealtimeFunction")
+FUNCTIONS = (
+    "IngestFunction",
+    "StitchFunction",
+    "BackfillFunction",
+    "RealtimeFunction",
+    "DashboardFunction",
+)
 
 
 class _NoManagedPolicies:
@@ -161,7 +167,13 @@ def test_allowed_statements_name_their_resources(resources):
     """No Allow with a '*' action or resource, except X-Ray's, which takes no resource
     names; no managed policy but the VPC one (network interfaces), when in a VPC."""
     roles = [name for name, r in resources.items() if r["Type"] == "AWS::IAM::Role"]
-    assert sorted(roles) == ["BackfillRole", "IngestRole", "RealtimeRole", "StitchRole"]
+    assert sorted(roles) == [
+        "BackfillRole",
+        "DashboardRole",
+        "IngestRole",
+        "RealtimeRole",
+        "StitchRole",
+    ]
     for name, resource in resources.items():
         props = resource.get("Properties", {})
         for statement in statements(props):

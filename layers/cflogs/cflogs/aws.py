@@ -14,8 +14,12 @@ def client(service: str):
 
 
 def reset_clients() -> None:
-    """Forget cached clients (tests switch endpoints and credentials)."""
+    """Forget cached clients, and the credentials boto3's default session keeps
+    (tests and the demo switch endpoints and credentials)."""
     client.cache_clear()
+    import boto3
+
+    boto3.DEFAULT_SESSION = None
 
 
 def get_secret(arn: str) -> str:

@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -70,10 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lines", type=int, help="instead: one file of exactly N lines (benchmarks)")
 
     p = commands.add_parser("report", help="print the analytics report (and write HTML)")
-    p.add_argument("--since", type=date.fromisoformat, help="first day, YYYY-MM-DD (UTC)")
+    p.add_argument("--since", type=date.fromisoformat, help="first day, YYYY-MM-DD")
     p.add_argument("--until", type=date.fromisoformat, help="last day, inclusive")
     p.add_argument("--host", help="only this site host")
+    p.add_argument("--tz", default="UTC", help="time zone of the days, e.g. Europe/Berlin")
     p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained page")
+    p.add_argument("--json", action="store_true", help="print every figure as JSON")
+    p.add_argument("--demo", action="store_true", help="the demo's database (after make demo)")
+
+    p = commands.add_parser("serve", help="the dashboard in your browser (http://127.0.0.1:8080)")
+    p.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--demo", action="store_true", help="the demo's database (after make demo)")
 
     p = commands.add_parser("demo", help="the whole pipeline on generated logs, locally")
     p.add_argument("--days", type=int, default=7)
@@ -325,17 +334,83 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def dashboard_settings(use_demo: bool) -> tuple[Settings, str | None]:
+    """Settings for report and serve, and what they read when it is the demo's
+    database: with --demo, or when there is no local database of one's own yet
+    but `make demo` has made its own (under the data folder's demo/)."""
+    settings = Settings.from_env()
+    if settings.database_url or settings.db_secret_arn or settings.db_host:
+        return settings, None
+    demo = settings.data_dir / "demo"
+    own_missing = not (settings.data_dir / "pg").exists()
+    if use_demo or (own_missing and (demo / "pg").exists()):
+        return replace(settings, data_dir=demo), f"the demo's database in {demo / 'pg'}"
+    return settings, None
+
+
+def _no_data_hint(settings: Settings) -> str:
+    demo = settings.data_dir / "demo" / "pg"
+    if not settings.database_url and demo.exists() and settings.data_dir.name != "demo":
+        return f"; the demo's data is in {demo}: add --demo"
+    return ""
+
+
 def cmd_report(args) -> int:
     from . import report
 
-    with db.connect() as conn:
+    settings, which = dashboard_settings(args.demo)
+    with db.connect(settings, autocommit=True) as conn:
         db.migrate(conn)
-        found = report.build(conn, report.Filters(args.since, args.until, args.host))
-    report.print_report(found)
+        found = report.build(conn, args.since, args.until, args.host, args.tz)
+    if found is None:
+        print(report.NO_DATA + _no_data_hint(settings), file=sys.stderr)
+        return 0
+    if which:
+        print(f"cflogs: showing {which}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.as_json(found), indent=2, default=str))
+    else:
+        report.print_report(found)
     if args.html:
-        args.html.write_text(report.render_html(found))
-        print(f"wrote {args.html}")
+        from .dashboard import render
+
+        args.html.write_text(render.static_report(found))
+        print(f"wrote {args.html}", file=sys.stderr)
     return 0
+
+
+def cmd_serve(args) -> int:
+    from .dashboard import app
+
+    settings, which = dashboard_settings(args.demo)
+    conn = db.connect(settings, autocommit=True)
+    db.migrate(conn)
+
+    def connection():
+        nonlocal conn
+        conn = db.reconnected(conn, settings)
+        return conn
+
+    def ready(server):
+        print(f"cflogs dashboard: http://{args.bind}:{server.server_port}/  (Ctrl-C stops it)")
+        if which:
+            print(f"showing {which}")
+        from .dashboard import queries
+
+        if queries.data_range(conn) is None:
+            print(report_no_data() + _no_data_hint(settings))
+
+    try:
+        app.serve(connection, args.bind, args.port, ready)
+    finally:
+        conn.close()
+    return 0
+
+
+def report_no_data() -> str:
+    from .report import NO_DATA
+
+    return NO_DATA
 
 
 def cmd_demo(args) -> int:
@@ -370,6 +445,7 @@ COMMANDS = {
     "status": cmd_status,
     "retention": cmd_retention,
     "report": cmd_report,
+    "serve": cmd_serve,
     "demo": cmd_demo,
 }
 

@@ -2,12 +2,13 @@
 is put into an in-process S3 (moto's server mode), beside a GeoIP City database
 for the generated addresses (GEOIP_DB_S3_URI); each put fires the real ingest
 handler with a real S3 event, as the bucket notification would; the stitch handler
-runs with its schedule event; the report is printed, written as HTML, and checked
-against the generator's ground truth."""
+runs with its schedule event; the dashboard's figures are checked against the
+generator's ground truth, and the demo ends saying how to open the dashboard."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from urllib.parse import quote_plus
 
 from . import aws, db, generate, geodb, report
 from .config import Settings
+from .dashboard import render
 from .invoke import Functions, read_event
 
 BUCKET = "cflogs-demo-logs"
@@ -59,6 +61,8 @@ def _environment(**values: str):
 def _in_process_s3():
     """moto's S3 server on a free loopback port, with boto3 pointed at it."""
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -105,7 +109,6 @@ def run(
     data_dir = (data_dir or Settings.from_env().data_dir / "demo").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     defaults = {
-        "CFLOGS_DATA_DIR": str(data_dir),
         "POWERTOOLS_METRICS_NAMESPACE": "cflogs-demo",
         "POWERTOOLS_SERVICE_NAME": "cflogs",
         "POWERTOOLS_TRACE_DISABLED": "true",
@@ -114,7 +117,9 @@ def run(
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     started = time.perf_counter()
-    with _environment(**{name: os.environ.get(name, value) for name, value in defaults.items()}):
+    values = {name: os.environ.get(name, value) for name, value in defaults.items()}
+    # The demo's database and key are its own, even when CFLOGS_DATA_DIR names yours.
+    with _environment(**values, CFLOGS_DATA_DIR=str(data_dir)):
         with console.status("generating a week of CloudFront logs"):
             truth, fresh = _sample_logs(data_dir / "logs", days, visitors_per_hour, seed)
         console.print(
@@ -127,19 +132,17 @@ def run(
         with conn, _in_process_s3() as s3:
             _load_and_stitch(root, data_dir, truth, s3, console)
             found = report.build(conn)
+            cards = found[0].cards
             unlocated = conn.execute(
                 "SELECT count(*) FROM page_views WHERE country_code IS NULL"
             ).fetchone()[0]
         db.close_shared_connection()  # the handlers' connection, as Lambda would drop it
 
-    report.print_report(found, console)
-    if html_path:
-        html_path.write_text(report.render_html(found))
-        console.print(f"HTML report: [bold]{html_path.resolve()}[/bold]")
+    report.print_report(found, console, tables=False)
     checks = {
-        "human page views": (found.totals["page views"], truth.human_page_views),
-        "human visitors": (found.totals["visitors"], truth.human_visitors),
-        "sessions": (found.totals["sessions"], truth.sessions),
+        "human page views": (cards["page views"], truth.human_page_views),
+        "human visitors": (cards["visitors"], truth.human_visitors),
+        "sessions": (cards["sessions"], truth.sessions),
         "page views without a country": (unlocated, 0),
     }
     table = Table(title="checked against the generator's ground truth")
@@ -149,13 +152,27 @@ def run(
         mark = "[green]ok[/green]" if got == expected else "[red]differs[/red]"
         table.add_row(name, f"{got:,}", f"{expected:,}", mark)
     console.print(table)
-    console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
+    if html_path:
+        html_path.write_text(render.static_report(found))
+    console.print(
+        f"demo finished in {time.perf_counter() - started:.1f} s; its database: {data_dir / 'pg'}"
+    )
+    console.print(
+        "Open the dashboard on the demo's data: [bold]make serve[/bold] (or "
+        "[bold].venv/bin/cflogs serve[/bold]), then http://127.0.0.1:8080/"
+    )
+    console.print(
+        "In the terminal: [bold].venv/bin/cflogs report[/bold] (--json for scripts)"
+        + (f"; one HTML file: {html_path}" if html_path else "")
+    )
     return checks
 
 
 def _load_and_stitch(root: Path, data_dir: Path, truth, s3, console) -> None:
     """Put each file as CloudFront would (delivery order), firing IngestFunction with
     the S3 event for it, then run StitchFunction on its schedule event until done."""
+    from aws_lambda_powertools import Metrics
+
     from .cli import progress_bar
 
     functions = Functions(root / "template.yaml")
@@ -176,6 +193,9 @@ def _load_and_stitch(root: Path, data_dir: Path, truth, s3, console) -> None:
             functions(
                 "IngestFunction", s3_put_event(BUCKET, key, put["ETag"].strip('"'), len(body))
             )
+            # Disabled metrics are neither printed nor dropped by the handler's flush;
+            # at 100 values Powertools prints them anyway: drop them (class-level store).
+            Metrics().clear_metrics()
             progress.advance(task)
     with console.status("StitchFunction"):
         schedule = read_event(root / "events" / "schedule.json")

@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from . import db, enrich, formats, parser, values
 from .classify import ASSET, OTHER, PAGE, kind_of
 from .config import Settings
+from .dashboard import rollups
 from .visitor import VisitorIds, visitor_ids
 
 log = logging.getLogger(__name__)
@@ -300,6 +301,7 @@ def _load(
         (file_id,),
     )
     _replace_traffic(conn, file_id, tally.traffic)
+    rollups.replace_file(conn, file_id, tally.not_found)
 
     result = FileResult(
         source.bucket,
@@ -376,6 +378,7 @@ class Tally:
     assets: int = 0
     first: str | None = None  # the first and last page view's time
     last: str | None = None
+    not_found: dict[tuple, int] = field(default_factory=dict)  # (date, host, path) as logged
 
 
 def read_records(
@@ -487,6 +490,9 @@ def read_records(
                 slot[0] += 1
                 slot[1] += sent
             if kind is not PAGE:
+                if status == 404:  # the dashboard's pages not found
+                    missing = (date, host, path)
+                    tally.not_found[missing] = tally.not_found.get(missing, 0) + 1
                 continue
             if months is not None and date[:7] not in months:
                 raise _MissingPartitions({date[:7]})  # early: the retry re-reads little

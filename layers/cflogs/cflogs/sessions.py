@@ -33,6 +33,8 @@ from datetime import timedelta
 
 import psycopg
 
+from .dashboard import rollups
+
 DEFAULT_BATCH_SIZE = 50_000
 FIRST_VISITOR, LAST_VISITOR = -(2**63), 2**63 - 1  # visitor ids are any bigint
 
@@ -380,6 +382,7 @@ def stitch(
         else:
             sweeps[0] = (batch.last_visitor + 1, last)
     result.sessions_closed = update_can_grow(conn, timeout_minutes)
+    rollups.after_stitch(conn)  # the dashboard's session rollups and visitor sketches
     result.backlog, result.backlog_age_s = backlog_and_age(conn)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
