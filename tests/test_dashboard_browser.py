@@ -44,8 +44,10 @@ def dashboard(env, tmp_path, monkeypatch):
     conn = db.connect(autocommit=True)
     clean_tables(conn)
     sources = [ingest.local_source(p) for p in sorted((tmp_path / "logs").glob("*.gz"))]
-    for result in ingest.ingest_each(sources, pipeline, db.connect(autocommit=True)):
-        assert result.status == "done", result.reason
+    with db.connect() as loading:
+        for source in sources:
+            result = ingest.ingest(loading, source, pipeline)
+            assert result.status == "done", result.reason
     sessions.stitch(conn)
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
