@@ -207,9 +207,7 @@ def ingest_in_run(
     except Exception as exc:  # noqa: BLE001 - the next object may load
         conn = db.reconnected(conn, pipeline.settings)
         record_error(conn, source, exc)
-        failed = FileResult(
-            source.bucket, source.key, "failed", reason=f"{type(exc).__name__}: {exc}"
-        )
+        failed = FileResult(source.bucket, source.key, "failed", reason=failure_reason(exc))
         return conn, failed
 
 
@@ -235,6 +233,11 @@ def _record_failure(
         )
 
 
+def failure_reason(exc: BaseException) -> str:
+    """What the ledger says of an unexpected failure."""
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
 def record_error(conn: psycopg.Connection, source: Source, exc: BaseException) -> None:
     """Best effort: note an unexpected failure in the ledger before it is raised.
     A fault of the environment (AWS credentials, region, network) is not the
@@ -248,7 +251,7 @@ def record_error(conn: psycopg.Connection, source: Source, exc: BaseException) -
             return
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()
-        _record_failure(conn, source, f"{type(exc).__name__}: {exc}"[:1000])
+        _record_failure(conn, source, failure_reason(exc))
     except psycopg.Error:
         log.warning("could not record the failure of %s in the ledger", source.key)
 
@@ -518,20 +521,19 @@ def read_records(
             if len(new_agents) >= NEW_AGENTS_BATCH or len(waiting) >= WAITING_PAGE_VIEWS:
                 bots += resolve_waiting()
         bots += resolve_waiting()
-    tally.traffic, by_kind = _rollup(requests)
+    tally.traffic, by_kind = _rollup(requests, hosts, edges)
     tally.first, tally.last = first, last
     tally.pages, tally.bots, tally.assets = by_kind[PAGE], bots, by_kind[ASSET]
     return tally
 
 
-def _rollup(requests: dict[tuple, list[int]]) -> tuple[dict, dict]:
+def _rollup(requests: dict[tuple, list[int]], hosts: dict, edges: dict) -> tuple[dict, dict]:
     """From [requests, bytes] by (date, hour, host, edge, status, kind, result
     type): the object's traffic_hourly rows, [requests, bytes, hits] by (date,
-    hour, host, edge, status class, kind); and the requests of each kind."""
+    hour, host, edge as stored, status class, kind); and the requests of each
+    kind. `hosts` and `edges`: the page views' logged -> stored caches."""
     traffic: dict[tuple, list[int]] = {}
     by_kind = dict.fromkeys((PAGE, ASSET, OTHER), 0)
-    hosts: dict[str, str] = {}
-    edges: dict[str, str] = {}
     for (date, hour, host, edge, status, kind, result), (count, sent) in requests.items():
         by_kind[kind] += count
         hits = count if result in CACHE_HITS else 0

@@ -81,10 +81,6 @@ def clean_text(value: str, limit: int = DEFAULT_TEXT_LIMIT) -> str:
     return value if len(value) <= limit else value[:limit]
 
 
-def clean_optional(value: str | None, limit: int = DEFAULT_TEXT_LIMIT) -> str | None:
-    return None if value is None else clean_text(value, limit)
-
-
 @cache
 def _limits(names: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(TEXT_LIMITS.get(name, DEFAULT_TEXT_LIMIT) for name in names)
