@@ -12,7 +12,11 @@ one queue entry per hourly file and visitor, as ingest leaves them. Then it
 1. stitches the whole history (the catch-up rate, page views per second);
 2. ingests one new generated file (some of whose visitors have history) and
    stitches it, median of --runs (each run takes the file out again first);
-3. reports bytes stored (tables and indexes) per page view,
+3. reports bytes stored (tables and indexes) per page view;
+4. for scale, sessionizes everything again in one statement (the stitcher's own
+   SQL over every page view at once, into a table with the indexes of sessions)
+   and computes the dashboard's session rollups of those rows in another: what
+   the catch-up does, without batches, a queue or rows to replace,
 
 and compares 2. with the same file on an empty database, measured again right
 after each size so that both see the machine in the same state.
@@ -146,6 +150,41 @@ def load_history(
     conn.execute("DROP TABLE templates")
     conn.execute("VACUUM ANALYZE")
     return conn.execute("SELECT count(*) FROM page_views").fetchone()[0]
+
+
+def one_query(conn: psycopg.Connection, timeout: int) -> tuple[int, float, float]:
+    """Sessions of every human page view in one INSERT into a scratch copy of
+    sessions (indexes, no triggers), and their daily session rollups in one more,
+    as dashboard_rebuild computes them: (page views, seconds, seconds)."""
+    entry = ", ".join(sessions.ENTRY_COLUMNS)
+    conn.execute("CREATE TEMP TABLE one_query_sessions (LIKE sessions INCLUDING INDEXES)")
+    conn.execute("CREATE TEMP TABLE one_query_daily (LIKE daily_sessions INCLUDING INDEXES)")
+    started = time.perf_counter()
+    conn.execute(
+        f"""INSERT INTO one_query_sessions ({", ".join(sessions.SESSION_COLUMNS)})
+            WITH {sessions.SESSIONIZE.replace("{source}", "page_views p")})
+            SELECT session_id_for(visitor_id, started_at), visitor_id, started_at, ended_at,
+                   ended_at - started_at, page_views, {entry}, exit_page, false
+            FROM fresh""",
+        {"timeout": timedelta(minutes=timeout)},
+    )
+    sessionized = time.perf_counter()
+    conn.execute(
+        """INSERT INTO one_query_daily
+           SELECT d.dimension, (s.started_at AT TIME ZONE 'UTC')::date, s.host, d.value,
+                  count(*), count(*) FILTER (WHERE s.page_views = 1),
+                  coalesce(sum(extract(epoch FROM s.duration)), 0), sum(s.page_views)
+           FROM one_query_sessions s
+           CROSS JOIN LATERAL session_dimensions(s.started_at, s.landing_page, s.exit_page,
+               s.referrer_category, s.referrer_source, s.referrer_host, s.utm_source,
+               s.utm_medium, s.utm_campaign, s.device_type, s.browser, s.os, s.country_code)
+               AS d
+           GROUP BY 1, 2, 3, 4"""
+    )
+    rolled_up = time.perf_counter()
+    page_views = conn.execute("SELECT sum(page_views) FROM one_query_sessions").fetchone()[0]
+    conn.execute("DROP TABLE one_query_sessions, one_query_daily")
+    return page_views, sessionized - started, rolled_up - sessionized
 
 
 @dataclass
@@ -284,15 +323,19 @@ def main(argv: list[str] | None = None) -> None:
                     run = new_file(conn, path, pipeline, timeout, args.runs)
                     stored = conn.execute("SELECT count(*) FROM page_views").fetchone()[0]
                     per_view = stored_bytes(conn) / stored
+                    single = one_query(conn, timeout)  # last: it churns the caches
                 # The same file on the empty database again, right after: the
                 # machine's speed drifts (other work on it), so compare like with like.
                 base = new_file(empty_conn, path, pipeline, timeout, args.runs)
-                rows.append((history, catch_up, cpu, run, base, per_view))
+                rows.append((history, catch_up, cpu, single, run, base, per_view))
                 print(
                     f"{history:,} page views stored (written in {loaded_s:.0f} s); "
                     f"catch-up {catch_up.page_views / catch_up.seconds:,.0f} page views/s "
                     f"({catch_up.page_views:,} in {catch_up.seconds:.1f} s; per server CPU "
-                    f"second {cpu or 0:,.0f}); new file: ingest {run.ingest_s:.2f} s "
+                    f"second {cpu or 0:,.0f}); in one query "
+                    f"{single[0] / single[1]:,.0f} page views/s ({single[1]:.1f} s), "
+                    f"{single[0] / (single[1] + single[2]):,.0f} with the session rollups "
+                    f"(+{single[2]:.1f} s); new file: ingest {run.ingest_s:.2f} s "
                     f"(empty: {base.ingest_s:.2f} s), stitch {run.stitch_s:.2f} s "
                     f"(empty: {base.stitch_s:.2f} s; {run.page_views:,} page views read); "
                     f"{per_view:,.0f} bytes/page view",
@@ -302,11 +345,12 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(
         "| stored page views | catch-up, page views/s (per server CPU second) "
+        "| one query, page views/s (with session rollups) "
         "| ingest new file (x empty) | stitch new file (x empty) "
         "| stitch, server CPU (x empty) | bytes/page view |"
     )
-    print("|---|---|---|---|---|---|")
-    for history, catch_up, cpu, run, base, per_view in rows:
+    print("|---|---|---|---|---|---|---|")
+    for history, catch_up, cpu, single, run, base, per_view in rows:
         server_cpu = (
             f"{run.stitch_cpu_s:.2f} s ({run.stitch_cpu_s / base.stitch_cpu_s:.2f}x)"
             if base.stitch_cpu_s
@@ -315,6 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"| {history / 1e6:.1f}M | {catch_up.page_views / catch_up.seconds:,.0f} "
             f"({cpu or 0:,.0f}) "
+            f"| {single[0] / single[1]:,.0f} ({single[0] / (single[1] + single[2]):,.0f}) "
             f"| {run.ingest_s:.2f} s ({run.ingest_s / base.ingest_s:.2f}x) "
             f"| {run.stitch_s:.2f} s ({run.stitch_s / base.stitch_s:.2f}x) "
             f"| {server_cpu} | {per_view:,.0f} |"

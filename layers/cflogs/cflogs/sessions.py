@@ -74,6 +74,39 @@ def _list(template: str, columns: tuple[str, ...]) -> str:
 # database's collation.
 _ORDER = 'ts, request_id COLLATE "C", file_id'
 
+# Sessions of the human page views that {source} yields (as p), as the CTEs
+# views, edges and fresh: the batch statement's, and the benchmark's one-query
+# sessionization of everything it measures the stitcher against.
+SESSIONIZE = f"""
+views AS (
+    -- Each page view, its place, and whether it starts or ends a session.
+    SELECT p.visitor_id, p.ts, p.request_id, p.file_id, p.path AS exit_page,
+           {_list("p.{}", ENTRY_COLUMNS).replace("p.landing_page", "p.path AS landing_page")},
+           row_number() OVER w AS number,
+           coalesce(p.ts - lag(p.ts) OVER w >= %(timeout)s, true) AS first,
+           coalesce(lead(p.ts) OVER w - p.ts >= %(timeout)s, true) AS last
+    FROM {{source}}
+    WHERE NOT p.is_bot
+    WINDOW w AS (PARTITION BY p.visitor_id ORDER BY {_ORDER})
+), edges AS (
+    -- First and last page views only: each session's last one follows its first.
+    SELECT v.*, lead(ts) OVER e AS next_ts, lead(number) OVER e AS next_number,
+           lead(exit_page) OVER e AS next_exit_page
+    FROM views v WHERE first OR last
+    WINDOW e AS (PARTITION BY visitor_id ORDER BY {_ORDER})
+), fresh AS (
+    SELECT visitor_id, ts AS started_at,
+           CASE WHEN last THEN ts ELSE next_ts END AS ended_at,
+           CASE WHEN last THEN 1 ELSE next_number - number + 1 END::integer AS page_views,
+           {_list("{}", ENTRY_COLUMNS)},
+           CASE WHEN last THEN exit_page ELSE next_exit_page END AS exit_page
+    FROM edges WHERE first
+"""
+
+_BATCH_SOURCE = """
+    (SELECT * FROM bounds ORDER BY visitor_id) AS b  -- so that only ties need sorting
+    JOIN page_views p ON p.visitor_id = b.visitor_id AND p.ts BETWEEN b.lo AND b.hi"""
+
 # Per-visitor lookups are LATERAL aggregates, which the planner cannot flatten, so
 # they stay index probes whatever it estimates for the CTEs. They are equalities
 # on visitor_id (sessions_visitor, page_views_visitor_ts), estimated at a few rows
@@ -127,31 +160,7 @@ WITH picked AS (
             FROM sessions WHERE visitor_id = c.visitor_id
         ) AS stored
     ) AS s
-), views AS (
-    -- Each page view, its place, and whether it starts or ends a session.
-    SELECT p.visitor_id, p.ts, p.request_id, p.file_id, p.path AS exit_page,
-           {_list("p.{}", ENTRY_COLUMNS).replace("p.landing_page", "p.path AS landing_page")},
-           row_number() OVER w AS number,
-           coalesce(p.ts - lag(p.ts) OVER w >= %(timeout)s, true) AS first,
-           coalesce(lead(p.ts) OVER w - p.ts >= %(timeout)s, true) AS last
-    FROM (SELECT * FROM bounds ORDER BY visitor_id) AS b  -- so that only ties need sorting
-    JOIN page_views p ON p.visitor_id = b.visitor_id AND p.ts BETWEEN b.lo AND b.hi
-    WHERE NOT p.is_bot
-    WINDOW w AS (PARTITION BY p.visitor_id ORDER BY {_ORDER})
-), edges AS (
-    -- First and last page views only: each session's last one follows its first.
-    SELECT v.*, lead(ts) OVER e AS next_ts, lead(number) OVER e AS next_number,
-           lead(exit_page) OVER e AS next_exit_page
-    FROM views v WHERE first OR last
-    WINDOW e AS (PARTITION BY visitor_id ORDER BY {_ORDER})
-), fresh AS (
-    SELECT visitor_id, ts AS started_at,
-           CASE WHEN last THEN ts ELSE next_ts END AS ended_at,
-           CASE WHEN last THEN 1 ELSE next_number - number + 1 END::integer AS page_views,
-           {_list("{}", ENTRY_COLUMNS)},
-           CASE WHEN last THEN exit_page ELSE next_exit_page END AS exit_page
-    FROM edges WHERE first
-), removed AS (
+), {SESSIONIZE.replace("{source}", _BATCH_SOURCE)}), removed AS (
     DELETE FROM sessions WHERE session_id = ANY(ARRAY(SELECT unnest(old_ids) FROM bounds))
     RETURNING 1
 ), inserted AS (
