@@ -152,17 +152,32 @@ def load_history(
     return conn.execute("SELECT count(*) FROM page_views").fetchone()[0]
 
 
-def one_query(conn: psycopg.Connection, timeout: int) -> tuple[int, float, float]:
+@dataclass
+class OneQuery:
+    page_views: int
+    sessionize_s: float
+    rollups_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.page_views / self.sessionize_s
+
+    @property
+    def rate_with_rollups(self) -> float:
+        return self.page_views / (self.sessionize_s + self.rollups_s)
+
+
+def one_query(conn: psycopg.Connection, timeout: int) -> OneQuery:
     """Sessions of every human page view in one INSERT into a scratch copy of
     sessions (indexes, no triggers), and their daily session rollups in one more,
-    as dashboard_rebuild computes them: (page views, seconds, seconds)."""
+    as dashboard_rebuild computes them."""
     entry = ", ".join(sessions.ENTRY_COLUMNS)
     conn.execute("CREATE TEMP TABLE one_query_sessions (LIKE sessions INCLUDING INDEXES)")
     conn.execute("CREATE TEMP TABLE one_query_daily (LIKE daily_sessions INCLUDING INDEXES)")
     started = time.perf_counter()
     conn.execute(
         f"""INSERT INTO one_query_sessions ({", ".join(sessions.SESSION_COLUMNS)})
-            WITH {sessions.SESSIONIZE.replace("{source}", "page_views p")})
+            WITH {sessions.sessionize("page_views p")}
             SELECT session_id_for(visitor_id, started_at), visitor_id, started_at, ended_at,
                    ended_at - started_at, page_views, {entry}, exit_page, false
             FROM fresh""",
@@ -184,7 +199,7 @@ def one_query(conn: psycopg.Connection, timeout: int) -> tuple[int, float, float
     rolled_up = time.perf_counter()
     page_views = conn.execute("SELECT sum(page_views) FROM one_query_sessions").fetchone()[0]
     conn.execute("DROP TABLE one_query_sessions, one_query_daily")
-    return page_views, sessionized - started, rolled_up - sessionized
+    return OneQuery(page_views, sessionized - started, rolled_up - sessionized)
 
 
 @dataclass
@@ -333,9 +348,9 @@ def main(argv: list[str] | None = None) -> None:
                     f"catch-up {catch_up.page_views / catch_up.seconds:,.0f} page views/s "
                     f"({catch_up.page_views:,} in {catch_up.seconds:.1f} s; per server CPU "
                     f"second {cpu or 0:,.0f}); in one query "
-                    f"{single[0] / single[1]:,.0f} page views/s ({single[1]:.1f} s), "
-                    f"{single[0] / (single[1] + single[2]):,.0f} with the session rollups "
-                    f"(+{single[2]:.1f} s); new file: ingest {run.ingest_s:.2f} s "
+                    f"{single.rate:,.0f} page views/s ({single.sessionize_s:.1f} s), "
+                    f"{single.rate_with_rollups:,.0f} with the session rollups "
+                    f"(+{single.rollups_s:.1f} s); new file: ingest {run.ingest_s:.2f} s "
                     f"(empty: {base.ingest_s:.2f} s), stitch {run.stitch_s:.2f} s "
                     f"(empty: {base.stitch_s:.2f} s; {run.page_views:,} page views read); "
                     f"{per_view:,.0f} bytes/page view",
@@ -359,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"| {history / 1e6:.1f}M | {catch_up.page_views / catch_up.seconds:,.0f} "
             f"({cpu or 0:,.0f}) "
-            f"| {single[0] / single[1]:,.0f} ({single[0] / (single[1] + single[2]):,.0f}) "
+            f"| {single.rate:,.0f} ({single.rate_with_rollups:,.0f}) "
             f"| {run.ingest_s:.2f} s ({run.ingest_s / base.ingest_s:.2f}x) "
             f"| {run.stitch_s:.2f} s ({run.stitch_s / base.stitch_s:.2f}x) "
             f"| {server_cpu} | {per_view:,.0f} |"

@@ -74,10 +74,8 @@ def _list(template: str, columns: tuple[str, ...]) -> str:
 # database's collation.
 _ORDER = 'ts, request_id COLLATE "C", file_id'
 
-# Sessions of the human page views that {source} yields (as p), as the CTEs
-# views, edges and fresh: the batch statement's, and the benchmark's one-query
-# sessionization of everything it measures the stitcher against.
-SESSIONIZE = f"""
+# The CTEs views, edges and fresh (see sessionize).
+_SESSIONIZE = f"""
 views AS (
     -- Each page view, its place, and whether it starts or ends a session.
     SELECT p.visitor_id, p.ts, p.request_id, p.file_id, p.path AS exit_page,
@@ -101,10 +99,20 @@ views AS (
            {_list("{}", ENTRY_COLUMNS)},
            CASE WHEN last THEN exit_page ELSE next_exit_page END AS exit_page
     FROM edges WHERE first
-"""
+)"""
 
-_BATCH_SOURCE = """
-    (SELECT * FROM bounds ORDER BY visitor_id) AS b  -- so that only ties need sorting
+
+def sessionize(source: str) -> str:
+    """The CTEs views, edges and fresh (one row per session) over the human page
+    views that the FROM item `source` yields as p; %(timeout)s is the timeout.
+    The batch statement's, and the benchmark's sessionization of everything in
+    one query."""
+    return _SESSIONIZE.replace("{source}", source)
+
+
+# A batch's page views: its visitors' in their widened ranges (bounds sorted by
+# visitor, so that only ties need sorting).
+_BATCH_PAGE_VIEWS = """(SELECT * FROM bounds ORDER BY visitor_id) AS b
     JOIN page_views p ON p.visitor_id = b.visitor_id AND p.ts BETWEEN b.lo AND b.hi"""
 
 # Per-visitor lookups are LATERAL aggregates, which the planner cannot flatten, so
@@ -160,7 +168,7 @@ WITH picked AS (
             FROM sessions WHERE visitor_id = c.visitor_id
         ) AS stored
     ) AS s
-), {SESSIONIZE.replace("{source}", _BATCH_SOURCE)}), removed AS (
+), {sessionize(_BATCH_PAGE_VIEWS)}, removed AS (
     DELETE FROM sessions WHERE session_id = ANY(ARRAY(SELECT unnest(old_ids) FROM bounds))
     RETURNING 1
 ), inserted AS (
