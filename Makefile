@@ -92,7 +92,7 @@ sam-invoke: $(STAMP) ## sam local invoke (needs Docker) with env.json: make sam-
 	$(BIN)/sam build --region us-east-1
 	$(BIN)/sam local invoke $(FN) --event $(EVENT) --env-vars env.json --region us-east-1
 
-bench: $(STAMP) ## the DESIGN.md figures: ingest, parse+enrich, stitch, RSS, cold start
+bench: $(STAMP) ## ingest, parse+enrich and stitch rates, RSS, cold start
 	$(BIN)/python -m cflogs.bench
 	$(BIN)/python -m cflogs.bench_stitch
 

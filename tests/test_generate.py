@@ -386,7 +386,7 @@ def test_ground_truth_equals_what_the_pipeline_stores(conn, env, tmp_path, layou
            GROUP BY host, path ORDER BY 3 DESC, 1, 2 LIMIT 10"""
     ).fetchall()
     assert [list(row) for row in top] == truth.top_pages
-    # Sessions, the batch way DESIGN.md describes, over what the pipeline stored.
+    # Sessions, the batch way docs/sessions.md defines them, over what the pipeline stored.
     sessions, singles, duration = conn.execute(
         """WITH flagged AS (
                SELECT visitor_id, ts,

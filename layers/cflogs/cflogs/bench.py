@@ -1,4 +1,4 @@
-"""Benchmarks (`make bench`, `python -m cflogs.bench`): the DESIGN.md figures on
+"""Benchmarks (`make bench`, `python -m cflogs.bench`): the performance figures on
 this machine, printed; a benchmark, not a test. The log file comes from
 cflogs.generate (thousands of distinct user agents and addresses), written to a
 temporary folder; the database is a fresh one on DATABASE_URL's server or an

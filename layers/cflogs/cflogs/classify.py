@@ -1,4 +1,4 @@
-"""What a request is: a page view, an asset, or other (DESIGN.md, flow step 4)."""
+"""What a request is: a page view, an asset, or other (docs/architecture.md, step 4)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ GROUND_TRUTH_FILE = "ground-truth.json"
 
 
 def is_page_view(method: str, status: int, content_type: str, path: str) -> bool:
-    """DESIGN.md step 4, written from the contract (not imported from the pipeline,
+    """The page view rule (docs/architecture.md), written apart (not imported from the pipeline,
     so that the ground truth checks it): a GET answered 2xx or 304 with HTML, by
     content type when the record has one, else by the path."""
     if method != "GET" or not (200 <= status < 300 or status == 304):
